@@ -1,0 +1,24 @@
+//! Quiver's session core: the protocol rules of one client connection as a
+//! state machine with no I/O and no clock of its own.
+//!
+//! Transport adapters (QUIC today; WebTransport and WebSocket later) split
+//! their streams into frames and feed them to a [`Session`]; the session
+//! answers with [`Action`]s (send this frame, append that message, start
+//! that subscription, close). Every rule — the handshake, token checks,
+//! channel permissions, limits, rate limits — lives here, so every
+//! transport enforces the same ones and tests drive them without sockets.
+
+mod action;
+pub mod auth;
+pub mod channel;
+mod ids;
+mod limits;
+mod outcomes;
+mod rate;
+mod requests;
+mod session;
+
+pub use action::{Action, LaneId, SubscriptionId};
+pub use auth::{AuthError, Authenticator, Claims, Identity, Tenant, TenantKey};
+pub use limits::{LimitOverrides, Limits};
+pub use session::{Now, Session};
