@@ -1,0 +1,67 @@
+//! Durable storage for Quiver.
+//!
+//! The gateway talks to storage only through the traits in this crate, so the
+//! embedded default ([`embedded::EmbeddedStore`], on fjall) and the ScyllaDB
+//! backend for multi-node deployments are interchangeable. Every key is
+//! scoped by tenant: a [`ChannelKey`] always carries its tenant, and no method
+//! takes a bare channel name.
+//!
+//! Offsets are assigned by the store, never by the caller, because only the
+//! store can keep them gap-free and strictly increasing when several gateway
+//! nodes write to one channel (see `storage/README.md`).
+
+mod error;
+mod types;
+
+pub mod embedded;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use error::StoreError;
+pub use types::{
+    Appended, ChannelKey, Direction, Header, MessageId, NewMessage, Offset, ReadRange,
+    StoredMessage,
+};
+
+use async_trait::async_trait;
+
+/// The durable, per-channel message log.
+///
+/// Implementations must guarantee, for every channel:
+/// - offsets start at 1 and increase by exactly 1 per appended message;
+/// - `append` returns only once the messages are durable (an acked message
+///   survives a crash of the process);
+/// - an idempotency key seen before on the same channel yields the original
+///   offset and id with `duplicate = true` and writes nothing;
+/// - an offset is never reused, even after a crash;
+/// - tenant and channel names are 1 to 255 bytes; any other name fails with
+///   [`StoreError::Invalid`] and, in `append`, nothing of the batch is written.
+///
+/// The conformance suite (feature `conformance`) checks all of this.
+#[async_trait]
+pub trait MessageLog: Send + Sync + 'static {
+    /// Appends a batch of messages, possibly for many channels, and returns
+    /// one outcome per input, in input order. Within one channel the batch
+    /// order is the offset order. Backends group a batch into as few durable
+    /// writes as they can (the embedded store uses one fsync per batch).
+    ///
+    /// An `Err` means nothing in the batch may be assumed written; callers
+    /// must not ack any of it.
+    async fn append(&self, batch: Vec<NewMessage>) -> Result<Vec<Appended>, StoreError>;
+
+    /// Reads up to `range.limit` messages of one channel in the order and
+    /// bounds `range` gives.
+    async fn read(
+        &self,
+        channel: &ChannelKey,
+        range: ReadRange,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+
+    /// The channel's last assigned offset, or 0 when it has none yet.
+    async fn head(&self, channel: &ChannelKey) -> Result<Offset, StoreError>;
+
+    /// Cheap round trip that tells whether the store can serve requests now
+    /// (used by `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+}
