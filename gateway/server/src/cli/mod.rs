@@ -1,0 +1,95 @@
+//! The `quiver` command line. Command, flag and output names are an
+//! interface users script against: keep them stable.
+
+mod client;
+mod serve;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "quiver",
+    version,
+    about = "Quiver: a realtime gateway for mobile apps over QUIC"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway (embedded store; dev tenant `demo` without --config).
+    Serve(serve::ServeArgs),
+    /// Print a signed JWT for a user of a tenant.
+    Token(token::TokenArgs),
+    /// Publish one message and print its ack as a JSON line.
+    Pub(client::PubArgs),
+    /// Print a channel's messages as JSON lines.
+    Sub(client::SubArgs),
+    /// Print a page of a channel's history as JSON lines.
+    History(client::HistoryArgs),
+    /// Interactive chat: lines from stdin are published, messages printed.
+    Chat(client::ChatArgs),
+}
+
+/// Where the server's config and data live (shared by `serve` and `token`).
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// Config file (TOML). Without one, the dev tenant `demo` is used.
+    #[arg(long, env = "QUIVER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides server.data_dir).
+    #[arg(long, env = "QUIVER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Token(args) => token::run(args),
+            Command::Pub(args) => client::publish(args).await,
+            Command::Sub(args) => client::subscribe(args).await,
+            Command::History(args) => client::history(args).await,
+            Command::Chat(args) => client::chat(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr so stdout stays clean JSON lines.
+fn init_logging(default_filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

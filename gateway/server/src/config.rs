@@ -1,0 +1,185 @@
+//! The gateway's file configuration (TOML). Every field has a default, so
+//! an empty file is valid; docs/CONFIGURATION.md is the reference.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use quiver_session::{LimitOverrides, Limits};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerSection,
+    pub limits: LimitsSection,
+    pub store: StoreSection,
+    pub tenants: Vec<TenantSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// UDP address of the QUIC endpoint.
+    pub listen: SocketAddr,
+    /// TCP address of /healthz, /readyz and /metrics.
+    pub ops_listen: SocketAddr,
+    /// Where the embedded store, the dev certificate and dev secrets live.
+    pub data_dir: PathBuf,
+    /// PEM certificate chain; with `key`. Absent: a self-signed dev
+    /// certificate is generated once under the data dir.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// How long a SIGTERM waits for clients to leave after GoAway.
+    pub shutdown_grace_ms: u64,
+    /// Delay clients are told to wait before reconnecting after GoAway.
+    pub reconnect_after_ms: u32,
+    /// Messages each channel's fan-out ring holds; a subscriber further
+    /// behind live traffic is disconnected as a slow consumer.
+    pub channel_buffer: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], quiver_proto::DEFAULT_PORT)),
+            ops_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            data_dir: PathBuf::from("./data"),
+            cert: None,
+            key: None,
+            shutdown_grace_ms: 10_000,
+            reconnect_after_ms: 1_000,
+            channel_buffer: 1024,
+        }
+    }
+}
+
+/// Server-wide connection limits; see `quiver_session::Limits`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    pub max_frame_bytes: u32,
+    pub max_payload_bytes: u32,
+    pub max_subscriptions: u32,
+    pub publish_rate_per_sec: u32,
+    pub publish_burst: u32,
+    pub max_history_page: u32,
+    pub handshake_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub keepalive_interval_ms: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        let d = Limits::default();
+        Self {
+            max_frame_bytes: d.max_frame_bytes,
+            max_payload_bytes: d.max_payload_bytes,
+            max_subscriptions: d.max_subscriptions,
+            publish_rate_per_sec: d.publish_rate_per_sec,
+            publish_burst: d.publish_burst,
+            max_history_page: d.max_history_page,
+            handshake_timeout_ms: millis(d.handshake_timeout),
+            idle_timeout_ms: millis(d.idle_timeout),
+            keepalive_interval_ms: millis(d.keepalive_interval),
+        }
+    }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl LimitsSection {
+    pub fn to_limits(&self) -> anyhow::Result<Limits> {
+        use std::time::Duration;
+        // Room for the frame around the largest payload (ids, sender, table
+        // offsets), so a stored message always fits a delivery frame.
+        if u64::from(self.max_payload_bytes) + 4096 > u64::from(self.max_frame_bytes) {
+            bail!("limits.max_payload_bytes must be at least 4096 below limits.max_frame_bytes");
+        }
+        if self.keepalive_interval_ms >= self.idle_timeout_ms {
+            bail!("limits.keepalive_interval_ms must be lower than limits.idle_timeout_ms");
+        }
+        Ok(Limits {
+            max_frame_bytes: self.max_frame_bytes,
+            max_payload_bytes: self.max_payload_bytes,
+            max_subscriptions: self.max_subscriptions,
+            publish_rate_per_sec: self.publish_rate_per_sec,
+            publish_burst: self.publish_burst,
+            max_history_page: self.max_history_page.max(1),
+            handshake_timeout: Duration::from_millis(self.handshake_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            keepalive_interval: Duration::from_millis(self.keepalive_interval_ms),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `embedded` (the default, under data_dir/store).
+    pub kind: String,
+    /// How long idempotency keys are remembered.
+    pub idempotency_window_secs: u64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            kind: "embedded".into(),
+            idempotency_window_secs: 24 * 3600,
+        }
+    }
+}
+
+/// One tenant: who may connect and with what keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSection {
+    pub id: String,
+    /// HS256 shared secret, inline. Prefer `hs256_secret_file`.
+    #[serde(default)]
+    pub hs256_secret: Option<String>,
+    /// File holding the HS256 secret (trailing whitespace ignored).
+    #[serde(default)]
+    pub hs256_secret_file: Option<PathBuf>,
+    /// PEM public keys for RS256 tokens.
+    #[serde(default)]
+    pub rs256_public_keys: Vec<PathBuf>,
+    /// PEM public keys for EdDSA (Ed25519) tokens.
+    #[serde(default)]
+    pub eddsa_public_keys: Vec<PathBuf>,
+    #[serde(default)]
+    pub limits: TenantLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantLimits {
+    pub max_payload_bytes: Option<u32>,
+    pub max_subscriptions: Option<u32>,
+    pub publish_rate_per_sec: Option<u32>,
+    pub publish_burst: Option<u32>,
+}
+
+impl From<&TenantLimits> for LimitOverrides {
+    fn from(l: &TenantLimits) -> Self {
+        LimitOverrides {
+            max_payload_bytes: l.max_payload_bytes,
+            max_subscriptions: l.max_subscriptions,
+            publish_rate_per_sec: l.publish_rate_per_sec,
+            publish_burst: l.publish_burst,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let config: Config = toml::from_str(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        Ok(config)
+    }
+}

@@ -1,0 +1,368 @@
+//! Drives one client's [`Session`] over any transport: performs the
+//! session's actions (store, hub, subscriptions) and feeds their outcomes
+//! back. No protocol rule lives here or in the transports; they live in the
+//! session, so every transport enforces the same ones.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
+use quiver_proto::DecodeError;
+use quiver_proto::fb::ErrorCode;
+use quiver_session::{Action, Authenticator, LaneId, Limits, Now, Session, SubscriptionId};
+use quiver_storage::{Appended, StoreError, StoredMessage};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info};
+
+use crate::delivery::{DeliveryContext, DeliveryEnd, FrameSink, SinkClosed, deliver};
+use crate::pipeline::PublishPipeline;
+
+/// What a transport reports about the client's side.
+#[derive(Debug)]
+pub enum Inbound {
+    /// One complete frame read from a lane.
+    Frame { lane: LaneId, frame: Bytes },
+    /// A lane's bytes could not be split into frames.
+    Invalid(DecodeError),
+    /// The client finished its control stream.
+    ControlFinished,
+}
+
+/// The lane's outbound queue is full or gone: the client is not reading.
+#[derive(Debug, Clone, Copy)]
+pub struct LaneBlocked;
+
+/// The I/O side of one connection, implemented once per transport.
+pub trait Transport: Send + 'static {
+    type Sink: FrameSink;
+
+    /// Queues a frame on a lane without waiting.
+    fn send(&mut self, lane: LaneId, frame: Bytes) -> Result<(), LaneBlocked>;
+
+    /// Opens the stream that carries a subscription and writes its header.
+    fn open_subscription(
+        &self,
+        id: SubscriptionId,
+        channel: &str,
+    ) -> impl Future<Output = Result<Self::Sink, SinkClosed>> + Send + 'static;
+
+    /// Flushes what is queued (waiting a bounded time), then closes the
+    /// connection with `code`.
+    fn close(self, code: ErrorCode, reason: &str) -> impl Future<Output = ()> + Send;
+}
+
+/// What every connection shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub auth: Arc<Authenticator>,
+    pub limits: Limits,
+    pub pipeline: PublishPipeline,
+    pub delivery: DeliveryContext,
+    /// Flips to true when the server starts shutting down.
+    pub shutdown: watch::Receiver<bool>,
+    pub shutdown_grace: Duration,
+    pub reconnect_after_ms: u32,
+}
+
+enum Completion {
+    Published {
+        lane: LaneId,
+        request_id: u64,
+        received: Instant,
+        result: Result<Appended, StoreError>,
+    },
+    History {
+        lane: LaneId,
+        request_id: u64,
+        page_limit: usize,
+        result: Result<Vec<StoredMessage>, StoreError>,
+    },
+    Subscribed {
+        lane: LaneId,
+        request_id: u64,
+        id: SubscriptionId,
+        result: Result<u64, StoreError>,
+    },
+}
+
+type Ended = (SubscriptionId, DeliveryEnd);
+
+type Pending = FuturesUnordered<Pin<Box<dyn Future<Output = Completion> + Send>>>;
+
+/// Serves one connection until it closes.
+pub async fn serve<T: Transport>(
+    shared: Arc<Shared>,
+    transport: T,
+    inbound: mpsc::Receiver<Inbound>,
+    session_id: String,
+) {
+    let metrics = shared.delivery.metrics.clone();
+    metrics.connections.inc();
+    let seed = rand::random();
+    let session = Session::new(
+        shared.auth.clone(),
+        shared.limits.clone(),
+        session_id.as_str(),
+        seed,
+        Now::system(),
+    );
+    let mut driver = Driver {
+        shared,
+        session,
+        transport: Some(transport),
+        pending: FuturesUnordered::new(),
+        deliveries: HashMap::new(),
+        ended: mpsc::channel(16),
+        close: None,
+    };
+    driver.run(inbound).await;
+    for (_, task) in driver.deliveries.drain() {
+        task.abort();
+        metrics.subscriptions.dec();
+    }
+    let (code, reason) = driver
+        .close
+        .take()
+        .unwrap_or((ErrorCode::None, "connection lost".into()));
+    if code != ErrorCode::None {
+        metrics
+            .connection_errors
+            .with_label_values(&[code.variant_name().unwrap_or("Unknown")])
+            .inc();
+        debug!(session = %session_id, ?code, %reason, "closing connection");
+    }
+    if let Some(transport) = driver.transport.take() {
+        transport.close(code, &reason).await;
+    }
+    metrics.connections.dec();
+}
+
+struct Driver<T: Transport> {
+    shared: Arc<Shared>,
+    session: Session,
+    transport: Option<T>,
+    pending: Pending,
+    deliveries: HashMap<SubscriptionId, JoinHandle<()>>,
+    /// Deliveries that ended on their own report here.
+    ended: (mpsc::Sender<Ended>, mpsc::Receiver<Ended>),
+    /// Set once the connection must close, with the code to close with.
+    close: Option<(ErrorCode, String)>,
+}
+
+impl<T: Transport> Driver<T> {
+    async fn run(&mut self, mut inbound: mpsc::Receiver<Inbound>) {
+        let mut shutdown = self.shared.shutdown.clone();
+        let mut grace_deadline: Option<tokio::time::Instant> = None;
+        loop {
+            self.perform_actions().await;
+            if self.close.is_some() {
+                return;
+            }
+            let timeout = self.session.poll_timeout();
+            tokio::select! {
+                message = inbound.recv() => match message {
+                    Some(Inbound::Frame { lane, frame }) => {
+                        self.session.handle_frame(lane, &frame, Now::system());
+                    }
+                    Some(Inbound::Invalid(error)) => self.session.handle_decode_error(&error),
+                    Some(Inbound::ControlFinished) => self.session.handle_control_finished(),
+                    None => return,
+                },
+                Some(done) = self.pending.next(), if !self.pending.is_empty() => self.complete(done),
+                Some((id, end)) = self.ended.1.recv() => self.delivery_ended(id, end),
+                () = sleep_until(timeout), if timeout.is_some() => {
+                    self.session.handle_timeout(Now::system());
+                }
+                changed = shutdown.changed(), if grace_deadline.is_none() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        self.session.go_away(self.shared.reconnect_after_ms);
+                        grace_deadline = Some(tokio::time::Instant::now() + self.shared.shutdown_grace);
+                    }
+                }
+                () = tokio::time::sleep_until(grace_deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if grace_deadline.is_some() =>
+                {
+                    self.close = Some((ErrorCode::GoingAway, "server shut down".into()));
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn perform_actions(&mut self) {
+        while let Some(action) = self.session.poll_action() {
+            match action {
+                Action::Send { lane, frame } => {
+                    let Some(transport) = self.transport.as_mut() else {
+                        return;
+                    };
+                    if transport.send(lane, frame).is_err() {
+                        self.close = Some((
+                            ErrorCode::SlowConsumer,
+                            "client is not reading its responses".into(),
+                        ));
+                        return;
+                    }
+                }
+                Action::Authenticated { tenant, user } => {
+                    debug!(%tenant, %user, "authenticated");
+                }
+                Action::Publish {
+                    lane,
+                    request_id,
+                    message,
+                } => {
+                    let received = Instant::now();
+                    // Waits while the pipeline is full: the connection stops
+                    // reading, and QUIC flow control slows the client down.
+                    let receipt = self.shared.pipeline.submit(message).await;
+                    self.pending.push(Box::pin(async move {
+                        let result = receipt.await.unwrap_or(Err(StoreError::Closed));
+                        Completion::Published {
+                            lane,
+                            request_id,
+                            received,
+                            result,
+                        }
+                    }));
+                }
+                Action::History {
+                    lane,
+                    request_id,
+                    channel,
+                    range,
+                } => {
+                    let store = self.shared.delivery.store.clone();
+                    self.pending.push(Box::pin(async move {
+                        let result = store.read(&channel, range).await;
+                        let page_limit = range.limit.saturating_sub(1);
+                        Completion::History {
+                            lane,
+                            request_id,
+                            page_limit,
+                            result,
+                        }
+                    }));
+                }
+                Action::Subscribe {
+                    lane,
+                    request_id,
+                    subscription_id,
+                    channel,
+                    since,
+                } => {
+                    self.start_delivery(lane, request_id, subscription_id, channel, since);
+                }
+                Action::Unsubscribe { subscription_id } => {
+                    if let Some(task) = self.deliveries.remove(&subscription_id) {
+                        // Dropping the task's sink finishes the stream.
+                        task.abort();
+                        self.shared.delivery.metrics.subscriptions.dec();
+                    }
+                }
+                Action::Close { code, reason } => {
+                    self.close = Some((code, reason));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn start_delivery(
+        &mut self,
+        lane: LaneId,
+        request_id: u64,
+        id: SubscriptionId,
+        channel: quiver_storage::ChannelKey,
+        since: Option<u64>,
+    ) {
+        let Some(transport) = self.transport.as_ref() else {
+            return;
+        };
+        let open = transport.open_subscription(id, &channel.channel);
+        let ctx = self.shared.delivery.clone();
+        let ended = self.ended.0.clone();
+        let (started, started_rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let end = match open.await {
+                Ok(sink) => deliver(ctx, channel, since, sink, started).await,
+                Err(SinkClosed) => DeliveryEnd::SinkClosed,
+            };
+            let _ = ended.send((id, end)).await;
+        });
+        self.deliveries.insert(id, task);
+        self.shared.delivery.metrics.subscriptions.inc();
+        self.pending.push(Box::pin(async move {
+            let result = started_rx.await.unwrap_or(Err(StoreError::Closed));
+            Completion::Subscribed {
+                lane,
+                request_id,
+                id,
+                result,
+            }
+        }));
+    }
+
+    fn complete(&mut self, done: Completion) {
+        match done {
+            Completion::Published {
+                lane,
+                request_id,
+                received,
+                result,
+            } => {
+                self.shared
+                    .delivery
+                    .metrics
+                    .publish_duration
+                    .observe(received.elapsed().as_secs_f64());
+                self.session.publish_completed(lane, request_id, result);
+            }
+            Completion::History {
+                lane,
+                request_id,
+                page_limit,
+                result,
+            } => {
+                self.session
+                    .history_completed(lane, request_id, page_limit, result);
+            }
+            Completion::Subscribed {
+                lane,
+                request_id,
+                id,
+                result,
+            } => {
+                self.session
+                    .subscribe_completed(lane, request_id, id, result);
+            }
+        }
+    }
+
+    fn delivery_ended(&mut self, id: SubscriptionId, end: DeliveryEnd) {
+        if self.deliveries.remove(&id).is_none() {
+            return;
+        }
+        self.shared.delivery.metrics.subscriptions.dec();
+        match end {
+            DeliveryEnd::SlowConsumer => {
+                info!(subscription = id, "slow consumer disconnected");
+                self.session.slow_consumer(id);
+            }
+            DeliveryEnd::SinkClosed => self.session.subscription_ended(id),
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,12 @@
+//! The QUIC transport: one quinn endpoint, ALPN `quiver/1`. It only moves
+//! bytes: client bidirectional streams become lanes of frames for the
+//! session, and each subscription gets a server unidirectional stream so a
+//! stalled channel never blocks another (no head-of-line blocking across
+//! channels).
+
+mod config;
+mod lanes;
+mod transport;
+
+pub use config::endpoint_config;
+pub(crate) use transport::accept;

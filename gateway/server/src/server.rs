@@ -1,0 +1,180 @@
+//! The gateway as a whole: binds its listeners, serves until told to stop,
+//! then drains. Listeners, store and shutdown signal come from the caller,
+//! so tests run servers on port 0 in-process.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use quiver_proto::ALPN;
+use quiver_session::{Authenticator, Limits};
+use quiver_storage::MessageLog;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::connection::Shared;
+use crate::delivery::DeliveryContext;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::ops::{OpsState, router};
+use crate::pipeline::{PipelineConfig, PublishPipeline};
+use crate::quic;
+
+/// Everything a gateway needs, already loaded.
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    pub ops_listen: SocketAddr,
+    pub tls: Arc<rustls::ServerConfig>,
+    pub auth: Arc<Authenticator>,
+    pub limits: Limits,
+    pub store: Arc<dyn MessageLog>,
+    pub channel_buffer: usize,
+    pub shutdown_grace: Duration,
+    pub reconnect_after_ms: u32,
+}
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("listen", &self.listen)
+            .field("ops_listen", &self.ops_listen)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bound, not yet running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    endpoint: quinn::Endpoint,
+    ops: tokio::net::TcpListener,
+    config: GatewayConfig,
+    metrics: Metrics,
+}
+
+impl Gateway {
+    pub async fn bind(config: GatewayConfig) -> anyhow::Result<Self> {
+        let server_config = quic::endpoint_config(config.tls.clone(), &config.limits)?;
+        let endpoint = quinn::Endpoint::server(server_config, config.listen)
+            .with_context(|| format!("cannot bind UDP {}", config.listen))?;
+        let ops = tokio::net::TcpListener::bind(config.ops_listen)
+            .await
+            .with_context(|| format!("cannot bind TCP {} for ops", config.ops_listen))?;
+        let metrics = Metrics::new().context("cannot register metrics")?;
+        Ok(Self {
+            endpoint,
+            ops,
+            config,
+            metrics,
+        })
+    }
+
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.endpoint.local_addr()?)
+    }
+
+    pub fn ops_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.ops.local_addr()?)
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Serves until `shutdown` completes, then sends GoAway to every client,
+    /// waits up to the grace period for them to leave, finishes every
+    /// accepted publish and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Gateway {
+            endpoint,
+            ops,
+            config,
+            metrics,
+        } = self;
+        let hub = Arc::new(Hub::new(config.channel_buffer));
+        let (pipeline, sequencer) = PublishPipeline::start(
+            config.store.clone(),
+            hub.clone(),
+            metrics.clone(),
+            PipelineConfig::default(),
+        );
+        let (stop, stopped) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            auth: config.auth.clone(),
+            limits: config.limits.clone(),
+            pipeline,
+            delivery: DeliveryContext {
+                store: config.store.clone(),
+                hub,
+                metrics: metrics.clone(),
+            },
+            shutdown: stopped,
+            shutdown_grace: config.shutdown_grace,
+            reconnect_after_ms: config.reconnect_after_ms,
+        });
+        let shutting_down = Arc::new(AtomicBool::new(false));
+        let ops_state = OpsState {
+            metrics: metrics.clone(),
+            store: config.store.clone(),
+            shutting_down: shutting_down.clone(),
+        };
+        let ops_task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(ops, router(ops_state)).await {
+                warn!(%error, "ops listener failed");
+            }
+        });
+        info!(
+            listen = %endpoint.local_addr()?,
+            alpn = %String::from_utf8_lossy(ALPN),
+            "gateway serving"
+        );
+
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                incoming = endpoint.accept() => match incoming {
+                    Some(incoming) => {
+                        connections.spawn(quic::accept(incoming, shared.clone()));
+                    }
+                    None => break,
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                () = &mut shutdown => break,
+            }
+        }
+
+        info!(
+            connections = connections.len(),
+            "shutting down: sending GoAway"
+        );
+        shutting_down.store(true, Ordering::Relaxed);
+        // Refuse new connections; the ones we have get GoAway and a grace period.
+        endpoint.set_server_config(None);
+        let _ = stop.send(true);
+        let drain = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(config.shutdown_grace + Duration::from_secs(5), drain)
+            .await
+            .is_err()
+        {
+            warn!("connections did not close in time; aborting them");
+            connections.shutdown().await;
+        }
+        // The last handle to the pipeline goes with `shared`; the sequencer
+        // then drains what was accepted and exits.
+        drop(shared);
+        let _ = sequencer.await;
+        endpoint.close(
+            u32::from(quiver_proto::fb::ErrorCode::GoingAway.0).into(),
+            b"shutdown",
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+        ops_task.abort();
+        info!("gateway stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,107 @@
+//! From a config file (or none: dev mode) and command-line overrides to a
+//! bound [`Gateway`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use quiver_proto::ALPN;
+use quiver_storage::MessageLog;
+use quiver_storage::embedded::{EmbeddedConfig, EmbeddedStore};
+use tracing::info;
+
+use crate::config::Config;
+use crate::server::{Gateway, GatewayConfig};
+use crate::tenants::authenticator;
+use crate::tls::Identity;
+
+/// The loaded configuration and where relative paths in it resolve from.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    /// No config file: the dev tenant `demo` with a secret in the data dir.
+    pub dev: bool,
+    /// The config file's folder (or the working directory in dev mode).
+    pub base: PathBuf,
+}
+
+impl Loaded {
+    pub fn from_file(path: Option<&Path>) -> anyhow::Result<Self> {
+        match path {
+            Some(path) => {
+                let mut config = Config::load(path)?;
+                let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                config.server.data_dir = base.join(&config.server.data_dir);
+                Ok(Self {
+                    config,
+                    dev: false,
+                    base,
+                })
+            }
+            None => Ok(Self {
+                config: Config::default(),
+                dev: true,
+                base: PathBuf::from("."),
+            }),
+        }
+    }
+}
+
+/// Opens the store the config names.
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<EmbeddedStore>> {
+    if config.store.kind != "embedded" {
+        bail!(
+            "store.kind {:?} is not supported; use \"embedded\"",
+            config.store.kind
+        );
+    }
+    let path = config.server.data_dir.join("store");
+    let store = EmbeddedStore::open(
+        EmbeddedConfig::new(&path)
+            .idempotency_window(Duration::from_secs(config.store.idempotency_window_secs)),
+    )
+    .with_context(|| format!("cannot open the embedded store at {}", path.display()))?;
+    info!(path = %path.display(), "embedded store open");
+    Ok(Arc::new(store))
+}
+
+/// Binds a gateway for `loaded` on top of an already open store.
+pub async fn bind(loaded: &Loaded, store: Arc<dyn MessageLog>) -> anyhow::Result<Gateway> {
+    let config = &loaded.config;
+    std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+        format!(
+            "cannot create data dir {}",
+            config.server.data_dir.display()
+        )
+    })?;
+    let limits = config.limits.to_limits()?;
+    let identity = Identity::load_or_create(
+        config
+            .server
+            .cert
+            .as_deref()
+            .map(|p| loaded.base.join(p))
+            .as_deref(),
+        config
+            .server
+            .key
+            .as_deref()
+            .map(|p| loaded.base.join(p))
+            .as_deref(),
+        &config.server.data_dir,
+    )?;
+    let auth = authenticator(config, loaded.dev, &loaded.base)?;
+    Gateway::bind(GatewayConfig {
+        listen: config.server.listen,
+        ops_listen: config.server.ops_listen,
+        tls: identity.server_config(&[ALPN])?,
+        auth: Arc::new(auth),
+        limits,
+        store,
+        channel_buffer: config.server.channel_buffer,
+        shutdown_grace: Duration::from_millis(config.server.shutdown_grace_ms),
+        reconnect_after_ms: config.server.reconnect_after_ms,
+    })
+    .await
+}

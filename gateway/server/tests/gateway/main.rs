@@ -1,0 +1,14 @@
+//! Gateway integration tests: real servers on loopback, real QUIC clients,
+//! real storage. Grouped by area, one binary.
+
+// Helpers are `pub` for the sibling modules of this test crate.
+#![allow(unreachable_pub)]
+
+mod bad_input;
+mod chat;
+mod durability;
+mod ops;
+mod raw;
+mod resume;
+mod support;
+mod tenants;

@@ -1,0 +1,219 @@
+//! Test support: real gateways on loopback port 0, real QUIC clients.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use quiver_client::{Client, ClientConfig, Reconnect, Trust};
+use quiver_server::config::Config;
+use quiver_server::setup::{Loaded, bind, open_store};
+use quiver_session::Claims;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Limits relaxed so tests can publish quickly; tests of the limits
+/// themselves set their own.
+pub const FAST: &str = r#"
+[limits]
+publish_rate_per_sec = 100000
+publish_burst = 100000
+"#;
+
+pub const ACME_SECRET: &str = "acme-test-secret-0123456789abcdef";
+pub const GLOBEX_SECRET: &str = "globex-test-secret-0123456789abcd";
+
+/// Two tenants, for isolation tests.
+pub fn two_tenants() -> String {
+    format!(
+        r#"{FAST}
+[[tenants]]
+id = "acme"
+hs256_secret = "{ACME_SECRET}"
+
+[[tenants]]
+id = "globex"
+hs256_secret = "{GLOBEX_SECRET}"
+"#
+    )
+}
+
+/// A gateway running in this process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub ops: SocketAddr,
+    pub data: Arc<TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    secrets: Vec<(String, String)>,
+}
+
+impl TestServer {
+    /// A server in dev mode extended by `extra` TOML (no tenants: the dev
+    /// tenant `demo`), or with the tenants `extra` declares.
+    pub async fn start(extra: &str) -> TestServer {
+        Self::start_in(Arc::new(TempDir::new().expect("tempdir")), extra).await
+    }
+
+    pub async fn start_in(data: Arc<TempDir>, extra: &str) -> TestServer {
+        Self::start_on(data, extra, "127.0.0.1:0".parse().expect("addr")).await
+    }
+
+    /// Like `start_in`, on a given UDP address (to restart in place).
+    pub async fn start_on(data: Arc<TempDir>, extra: &str, listen: SocketAddr) -> TestServer {
+        let mut config: Config = toml::from_str(extra).expect("test config");
+        config.server.listen = listen;
+        config.server.ops_listen = "127.0.0.1:0".parse().expect("addr");
+        config.server.data_dir = data.path().to_path_buf();
+        config.server.shutdown_grace_ms = 2_000;
+        let dev = config.tenants.is_empty();
+        let mut secrets: Vec<(String, String)> = config
+            .tenants
+            .iter()
+            .filter_map(|t| Some((t.id.clone(), t.hs256_secret.clone()?)))
+            .collect();
+        if dev {
+            let secret = quiver_server::tenants::dev_secret(data.path()).expect("dev secret");
+            secrets.push(("demo".into(), String::from_utf8(secret).expect("utf8")));
+        }
+        let loaded = Loaded {
+            config,
+            dev,
+            base: PathBuf::from("."),
+        };
+        let store = open_store(&loaded.config).expect("store");
+        let gateway = bind(&loaded, store.clone()).await.expect("bind");
+        let addr = gateway.local_addr().expect("addr");
+        let ops = gateway.ops_addr().expect("ops addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let result = gateway
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            store.close().await;
+            result
+        });
+        TestServer {
+            addr,
+            ops,
+            data,
+            stop: Some(stop),
+            task: Some(task),
+            secrets,
+        }
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        quiver_server::tls::dev_cert_path(self.data.path())
+    }
+
+    pub fn token(&self, tenant: &str, user: &str) -> String {
+        self.token_with(Claims {
+            sub: user.into(),
+            tenant: tenant.into(),
+            exp: now_secs() + 3600,
+            nbf: None,
+            subscribe: None,
+            publish: None,
+        })
+    }
+
+    pub fn token_with(&self, claims: Claims) -> String {
+        let secret = self
+            .secrets
+            .iter()
+            .find(|(t, _)| *t == claims.tenant)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| "unknown-tenant".into());
+        claims.sign_hs256(secret.as_bytes()).expect("sign")
+    }
+
+    pub fn client_config(&self, tenant: &str, user: &str) -> ClientConfig {
+        ClientConfig::new(
+            self.addr.to_string(),
+            self.token(tenant, user),
+            Trust::CaPem(self.ca()),
+        )
+        .reconnect(Reconnect::disabled())
+    }
+
+    pub async fn client(&self, tenant: &str, user: &str) -> Client {
+        Client::connect(self.client_config(tenant, user))
+            .await
+            .expect("connect")
+    }
+
+    /// SIGTERM-like graceful stop; waits for the server to finish.
+    pub async fn stop(mut self) {
+        self.stop_in_place().await;
+    }
+
+    async fn stop_in_place(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("server stops in time")
+                .expect("server task")
+                .expect("server result");
+        }
+    }
+
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        http_get(self.ops, path).await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// A minimal HTTP/1.1 GET, enough for the ops endpoints.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect ops");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Waits until `f` is true, polling; fails the test after `limit`.
+pub async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !f().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
