@@ -7,6 +7,21 @@ use quiver_storage::{Appended, StoreError, StoredMessage};
 use crate::action::{Action, LaneId, SubscriptionId};
 use crate::session::{Phase, Session};
 
+/// Bytes a HistoryPage frame needs besides its messages (prefix, root
+/// table, vector), rounded up.
+const PAGE_OVERHEAD: usize = 64;
+
+/// An upper bound of the bytes one message adds to a page: its variable
+/// fields plus the table, vtable, id and alignment around them.
+fn encoded_size_estimate(message: &StoredMessage) -> usize {
+    let headers: usize = message
+        .headers
+        .iter()
+        .map(|h| h.name.len() + h.value.len() + 32)
+        .sum();
+    message.payload.len() + message.sender.len() + headers + 96
+}
+
 impl Session {
     /// The subscription's delivery is set up; `head` is the channel's last
     /// offset at that moment.
@@ -67,8 +82,20 @@ impl Session {
     ) {
         match result {
             Ok(mut messages) => {
-                let has_more = messages.len() > page_limit;
+                let mut has_more = messages.len() > page_limit;
                 messages.truncate(page_limit);
+                // Keep the page within one frame: cut it short and say
+                // there is more, rather than send a frame the client must
+                // refuse.
+                let budget = self.limits.max_frame_bytes as usize;
+                let mut size = PAGE_OVERHEAD;
+                if let Some(fit) = messages.iter().position(|m| {
+                    size += encoded_size_estimate(m);
+                    size > budget
+                }) {
+                    messages.truncate(fit.max(1));
+                    has_more = true;
+                }
                 let page = messages.iter().map(|m| quiver_proto::MessageRef {
                     offset: m.offset,
                     id: m.id.0,

@@ -14,8 +14,6 @@ use crate::session::{Now, Phase, Session};
 
 /// Longest idempotency key accepted, in bytes.
 const MAX_KEY_BYTES: usize = 255;
-/// Page size when a history request leaves `limit` at 0.
-const DEFAULT_HISTORY_PAGE: u32 = 100;
 
 /// Which permission of the token a request needs.
 #[derive(Clone, Copy)]
@@ -35,6 +33,10 @@ impl Session {
         channel: Option<&str>,
         access: Access,
     ) -> Option<ChannelKey> {
+        if request_id == 0 {
+            self.refuse_invalid(lane, request_id, "request_id 0 is reserved; number requests from 1");
+            return None;
+        }
         if self.phase == Phase::Draining {
             self.refuse(
                 lane,
@@ -171,6 +173,9 @@ impl Session {
     pub(crate) fn handle_unsubscribe(&mut self, lane: LaneId, req: fb::Unsubscribe<'_>) {
         let request_id = req.request_id();
         let subscription_id = req.subscription_id();
+        if request_id == 0 {
+            return self.refuse_invalid(lane, request_id, "request_id 0 is reserved; number requests from 1");
+        }
         if !self.remove_subscription(subscription_id) {
             let message = format!("no subscription {subscription_id} on this connection");
             return self.refuse(lane, request_id, ErrorCode::NotSubscribed, message, false, 0);
@@ -187,13 +192,16 @@ impl Session {
             return;
         };
         let limit = match req.limit() {
-            0 => DEFAULT_HISTORY_PAGE,
+            0 => return self.refuse_invalid(lane, request_id, "limit must be at least 1"),
             n => n.min(self.limits.max_history_page),
         };
-        let direction = if req.direction() == fb::Direction::Forward {
-            Direction::Forward
-        } else {
-            Direction::Backward
+        let direction = match req.direction() {
+            fb::Direction::Forward => Direction::Forward,
+            fb::Direction::Backward => Direction::Backward,
+            other => {
+                let message = format!("unknown direction {}", other.0);
+                return self.refuse_invalid(lane, request_id, &message);
+            }
         };
         let range = ReadRange {
             after: req.after(),

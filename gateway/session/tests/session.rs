@@ -349,3 +349,35 @@ fn slow_consumers_are_closed() {
     assert_eq!(error_of(&actions), (ErrorCode::SlowConsumer, true));
     assert!(closes_with(&actions, ErrorCode::SlowConsumer));
 }
+
+#[test]
+fn reserved_request_id_and_zero_limit_are_invalid() {
+    let mut h = Harness::connected(Limits::default());
+    let frame = h.enc.publish(0, "room", b"x", NO_HEADERS, None);
+    assert_eq!(error_of(&h.feed(0, frame)), (ErrorCode::InvalidRequest, false));
+    let frame = h.enc.history_request(1, "room", 0, None, None, quiver_proto::fb::Direction::Forward);
+    assert_eq!(error_of(&h.feed(0, frame)), (ErrorCode::InvalidRequest, false));
+}
+
+#[test]
+fn history_pages_are_cut_to_fit_one_frame() {
+    let limits = Limits { max_frame_bytes: 10_000, ..Limits::default() };
+    let mut h = Harness::connected(limits);
+    let messages: Vec<_> = (1..=5)
+        .map(|offset| quiver_storage::StoredMessage {
+            offset,
+            id: MessageId(offset.into()),
+            timestamp_ms: 0,
+            sender: "alice".into(),
+            payload: Bytes::from(vec![b'x'; 3_000]),
+            headers: vec![],
+        })
+        .collect();
+    h.session.history_completed(LaneId(0), 1, 10, Ok(messages));
+    let actions = h.drain();
+    let Action::Send { frame, .. } = &actions[0] else { panic!() };
+    assert!(frame.len() <= 10_004);
+    let Ok(Body::HistoryPage(page)) = quiver_proto::decode(frame) else { panic!("no page") };
+    assert_eq!(page.messages().map(|m| m.len()), Some(3));
+    assert!(page.has_more());
+}
