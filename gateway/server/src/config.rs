@@ -183,3 +183,31 @@ impl Config {
         Ok(config)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_in_deploy_is_valid() {
+        let text = include_str!("../../../deploy/quiver.example.toml");
+        let config: Config = toml::from_str(text).expect("deploy/quiver.example.toml parses");
+        assert!(config.limits.to_limits().is_ok());
+        assert_eq!(config.tenants.len(), 1);
+        assert_eq!(config.tenants[0].limits.max_subscriptions, Some(256));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        assert!(toml::from_str::<Config>("[server]\nlisten_addr = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn defaults_are_consistent() {
+        let limits = Config::default()
+            .limits
+            .to_limits()
+            .expect("defaults are valid");
+        assert_eq!(limits, Limits::default());
+    }
+}

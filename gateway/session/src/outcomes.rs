@@ -45,7 +45,8 @@ impl Session {
             }
             Err(error) => {
                 self.remove_subscription(subscription_id);
-                self.actions.push_back(Action::Unsubscribe { subscription_id });
+                self.actions
+                    .push_back(Action::Unsubscribe { subscription_id });
                 self.refuse_store(lane, request_id, &error);
             }
         }
@@ -102,7 +103,10 @@ impl Session {
                     sender: &m.sender,
                     timestamp_ms: m.timestamp_ms,
                     payload: &m.payload,
-                    headers: m.headers.iter().map(|h| (h.name.as_str(), h.value.as_str())),
+                    headers: m
+                        .headers
+                        .iter()
+                        .map(|h| (h.name.as_str(), h.value.as_str())),
                 });
                 let frame = self.encoder.history_page(request_id, page, has_more);
                 self.send(lane, frame);
@@ -152,7 +156,14 @@ impl Session {
             StoreError::Closed => (ErrorCode::StoreUnavailable, true, 1000),
             _ => (ErrorCode::Internal, false, 0),
         };
-        self.refuse(lane, request_id, code, error.to_string(), retryable, retry_after_ms);
+        self.refuse(
+            lane,
+            request_id,
+            code,
+            error.to_string(),
+            retryable,
+            retry_after_ms,
+        );
     }
 
     /// Refuses one request; the connection stays open.
@@ -165,9 +176,9 @@ impl Session {
         retryable: bool,
         retry_after_ms: u32,
     ) {
-        let frame = self
-            .encoder
-            .error(request_id, code, &message, retryable, false, retry_after_ms);
+        let frame =
+            self.encoder
+                .error(request_id, code, &message, retryable, false, retry_after_ms);
         self.send(lane, frame);
     }
 

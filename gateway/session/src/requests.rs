@@ -34,7 +34,11 @@ impl Session {
         access: Access,
     ) -> Option<ChannelKey> {
         if request_id == 0 {
-            self.refuse_invalid(lane, request_id, "request_id 0 is reserved; number requests from 1");
+            self.refuse_invalid(
+                lane,
+                request_id,
+                "request_id 0 is reserved; number requests from 1",
+            );
             return None;
         }
         if self.phase == Phase::Draining {
@@ -101,11 +105,21 @@ impl Session {
         let max = self.limits.max_payload_bytes as usize;
         if size > max {
             let message = format!("payload and headers are {size} bytes; the limit is {max}");
-            return self.refuse(lane, request_id, ErrorCode::PayloadTooLarge, message, false, 0);
+            return self.refuse(
+                lane,
+                request_id,
+                ErrorCode::PayloadTooLarge,
+                message,
+                false,
+                0,
+            );
         }
         let key = match req.key() {
             Some(k) if k.len() > MAX_KEY_BYTES => {
-                let message = format!("idempotency key is {} bytes; the limit is {MAX_KEY_BYTES}", k.len());
+                let message = format!(
+                    "idempotency key is {} bytes; the limit is {MAX_KEY_BYTES}",
+                    k.len()
+                );
                 return self.refuse_invalid(lane, request_id, &message);
             }
             Some("") | None => None,
@@ -119,7 +133,14 @@ impl Session {
                 "publish rate limit of {}/s exceeded; retry in {retry_after_ms} ms",
                 self.limits.publish_rate_per_sec
             );
-            return self.refuse(lane, request_id, ErrorCode::RateLimited, message, true, retry_after_ms);
+            return self.refuse(
+                lane,
+                request_id,
+                ErrorCode::RateLimited,
+                message,
+                true,
+                retry_after_ms,
+            );
         }
         let Some(identity) = self.identity.as_ref() else {
             return;
@@ -149,18 +170,36 @@ impl Session {
             return;
         };
         if self.by_channel.contains_key(&channel.channel) {
-            let message = format!("already subscribed to {:?} on this connection", &*channel.channel);
-            return self.refuse(lane, request_id, ErrorCode::AlreadySubscribed, message, false, 0);
+            let message = format!(
+                "already subscribed to {:?} on this connection",
+                &*channel.channel
+            );
+            return self.refuse(
+                lane,
+                request_id,
+                ErrorCode::AlreadySubscribed,
+                message,
+                false,
+                0,
+            );
         }
         let max = self.limits.max_subscriptions as usize;
         if self.by_id.len() >= max {
             let message = format!("this connection already holds {max} subscriptions, the limit");
-            return self.refuse(lane, request_id, ErrorCode::TooManySubscriptions, message, false, 0);
+            return self.refuse(
+                lane,
+                request_id,
+                ErrorCode::TooManySubscriptions,
+                message,
+                false,
+                0,
+            );
         }
         let subscription_id = self.next_subscription_id;
         self.next_subscription_id = self.next_subscription_id.wrapping_add(1).max(1);
         self.by_id.insert(subscription_id, channel.channel.clone());
-        self.by_channel.insert(channel.channel.clone(), subscription_id);
+        self.by_channel
+            .insert(channel.channel.clone(), subscription_id);
         self.actions.push_back(Action::Subscribe {
             lane,
             request_id,
@@ -174,13 +213,25 @@ impl Session {
         let request_id = req.request_id();
         let subscription_id = req.subscription_id();
         if request_id == 0 {
-            return self.refuse_invalid(lane, request_id, "request_id 0 is reserved; number requests from 1");
+            return self.refuse_invalid(
+                lane,
+                request_id,
+                "request_id 0 is reserved; number requests from 1",
+            );
         }
         if !self.remove_subscription(subscription_id) {
             let message = format!("no subscription {subscription_id} on this connection");
-            return self.refuse(lane, request_id, ErrorCode::NotSubscribed, message, false, 0);
+            return self.refuse(
+                lane,
+                request_id,
+                ErrorCode::NotSubscribed,
+                message,
+                false,
+                0,
+            );
         }
-        self.actions.push_back(Action::Unsubscribe { subscription_id });
+        self.actions
+            .push_back(Action::Unsubscribe { subscription_id });
         let frame = self.encoder.unsubscribed(request_id, subscription_id);
         self.send(lane, frame);
     }
@@ -229,6 +280,13 @@ impl Session {
     }
 
     fn refuse_invalid(&mut self, lane: LaneId, request_id: u64, message: &str) {
-        self.refuse(lane, request_id, ErrorCode::InvalidRequest, message.into(), false, 0);
+        self.refuse(
+            lane,
+            request_id,
+            ErrorCode::InvalidRequest,
+            message.into(),
+            false,
+            0,
+        );
     }
 }

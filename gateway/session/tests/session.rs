@@ -46,7 +46,11 @@ fn claims(tenant: &str, user: &str) -> Claims {
 }
 
 fn token(claims: &Claims) -> String {
-    let secret: &[u8] = if claims.tenant == "globex" { b"globex-secret" } else { SECRET };
+    let secret: &[u8] = if claims.tenant == "globex" {
+        b"globex-secret"
+    } else {
+        SECRET
+    };
     claims.sign_hs256(secret).expect("sign")
 }
 
@@ -60,7 +64,11 @@ impl Harness {
     fn new(limits: Limits) -> Self {
         let clock = Instant::now();
         let session = Session::new(auth(), limits, "s1", 42, now_at(clock));
-        Self { session, clock, enc: Encoder::new() }
+        Self {
+            session,
+            clock,
+            enc: Encoder::new(),
+        }
     }
 
     fn now(&self) -> Now {
@@ -85,13 +93,19 @@ impl Harness {
     fn connected(limits: Limits) -> Self {
         let mut h = Self::new(limits);
         let actions = h.hello(&claims("acme", "alice"));
-        assert!(matches!(actions.as_slice(), [Action::Send { .. }, Action::Authenticated { .. }]));
+        assert!(matches!(
+            actions.as_slice(),
+            [Action::Send { .. }, Action::Authenticated { .. }]
+        ));
         h
     }
 }
 
 fn now_at(instant: Instant) -> Now {
-    Now { instant, unix_ms: NOW_SECS * 1000 }
+    Now {
+        instant,
+        unix_ms: NOW_SECS * 1000,
+    }
 }
 
 /// The error code of the one Error frame sent, and whether it was fatal.
@@ -107,20 +121,28 @@ fn error_of(actions: &[Action]) -> (ErrorCode, bool) {
 }
 
 fn closes_with(actions: &[Action], code: ErrorCode) -> bool {
-    actions.iter().any(|a| matches!(a, Action::Close { code: c, .. } if *c == code))
+    actions
+        .iter()
+        .any(|a| matches!(a, Action::Close { code: c, .. } if *c == code))
 }
 
 #[test]
 fn hello_is_answered_with_welcome_and_limits() {
     let mut h = Harness::new(Limits::default());
     let actions = h.hello(&claims("acme", "alice"));
-    let Action::Send { lane, frame } = &actions[0] else { panic!("{actions:?}") };
+    let Action::Send { lane, frame } = &actions[0] else {
+        panic!("{actions:?}")
+    };
     assert_eq!(*lane, LaneId::CONTROL);
-    let Ok(Body::Welcome(w)) = quiver_proto::decode(frame) else { panic!("not a Welcome") };
+    let Ok(Body::Welcome(w)) = quiver_proto::decode(frame) else {
+        panic!("not a Welcome")
+    };
     assert_eq!(w.tenant(), Some("acme"));
     assert_eq!(w.user(), Some("alice"));
     assert_eq!(w.max_subscriptions(), 128);
-    assert!(matches!(&actions[1], Action::Authenticated { tenant, user } if &**tenant == "acme" && &**user == "alice"));
+    assert!(
+        matches!(&actions[1], Action::Authenticated { tenant, user } if &**tenant == "acme" && &**user == "alice")
+    );
 }
 
 #[test]
@@ -157,15 +179,24 @@ fn bad_tokens_are_refused_with_their_codes() {
 fn unsupported_version_and_frames_before_hello_are_fatal() {
     let mut h = Harness::new(Limits::default());
     let frame = h.enc.hello(2, &token(&claims("acme", "a")), "test");
-    assert_eq!(error_of(&h.feed(0, frame)), (ErrorCode::UnsupportedVersion, true));
+    assert_eq!(
+        error_of(&h.feed(0, frame)),
+        (ErrorCode::UnsupportedVersion, true)
+    );
 
     let mut h = Harness::new(Limits::default());
     let frame = h.enc.publish(1, "room", b"hi", NO_HEADERS, None);
-    assert_eq!(error_of(&h.feed(0, frame)), (ErrorCode::UnexpectedFrame, true));
+    assert_eq!(
+        error_of(&h.feed(0, frame)),
+        (ErrorCode::UnexpectedFrame, true)
+    );
 
     let mut h = Harness::new(Limits::default());
     let frame = h.enc.hello(1, &token(&claims("acme", "a")), "test");
-    assert_eq!(error_of(&h.feed(1, frame)), (ErrorCode::UnexpectedFrame, true));
+    assert_eq!(
+        error_of(&h.feed(1, frame)),
+        (ErrorCode::UnexpectedFrame, true)
+    );
 }
 
 #[test]
@@ -180,7 +211,8 @@ fn handshake_times_out() {
     let mut h = Harness::new(Limits::default());
     let deadline = h.session.poll_timeout().expect("handshake deadline");
     assert_eq!(deadline, h.clock + Duration::from_secs(10));
-    h.session.handle_timeout(now_at(deadline - Duration::from_millis(1)));
+    h.session
+        .handle_timeout(now_at(deadline - Duration::from_millis(1)));
     assert!(h.drain().is_empty());
     h.session.handle_timeout(now_at(deadline));
     assert_eq!(error_of(&h.drain()), (ErrorCode::HandshakeTimeout, true));
@@ -196,9 +228,18 @@ fn garbage_is_a_malformed_frame() {
 #[test]
 fn publish_becomes_a_tenant_scoped_append_without_copying_the_payload() {
     let mut h = Harness::connected(Limits::default());
-    let frame = h.enc.publish(7, "room", b"hello", [("k", "v")], Some("key-1"));
+    let frame = h
+        .enc
+        .publish(7, "room", b"hello", [("k", "v")], Some("key-1"));
     let actions = h.feed(2, frame.clone());
-    let [Action::Publish { lane, request_id, message }] = actions.as_slice() else {
+    let [
+        Action::Publish {
+            lane,
+            request_id,
+            message,
+        },
+    ] = actions.as_slice()
+    else {
         panic!("{actions:?}")
     };
     assert_eq!((*lane, *request_id), (LaneId(2), 7));
@@ -215,13 +256,25 @@ fn publish_becomes_a_tenant_scoped_append_without_copying_the_payload() {
     h.session.publish_completed(
         LaneId(2),
         7,
-        Ok(Appended { offset: 5, id: MessageId(99), timestamp_ms: 1, duplicate: false }),
+        Ok(Appended {
+            offset: 5,
+            id: MessageId(99),
+            timestamp_ms: 1,
+            duplicate: false,
+        }),
     );
     let actions = h.drain();
-    let [Action::Send { lane, frame }] = actions.as_slice() else { panic!("{actions:?}") };
+    let [Action::Send { lane, frame }] = actions.as_slice() else {
+        panic!("{actions:?}")
+    };
     assert_eq!(*lane, LaneId(2));
-    let Ok(Body::PublishAck(ack)) = quiver_proto::decode(frame) else { panic!("no ack") };
-    assert_eq!((ack.request_id(), ack.offset(), ack.duplicate()), (7, 5, false));
+    let Ok(Body::PublishAck(ack)) = quiver_proto::decode(frame) else {
+        panic!("no ack")
+    };
+    assert_eq!(
+        (ack.request_id(), ack.offset(), ack.duplicate()),
+        (7, 5, false)
+    );
 }
 
 #[test]
@@ -230,24 +283,50 @@ fn store_failures_are_retryable_errors() {
     h.session.publish_completed(
         LaneId(0),
         3,
-        Err(StoreError::Unavailable { reason: "down".into(), retry_after: Duration::from_millis(500) }),
+        Err(StoreError::Unavailable {
+            reason: "down".into(),
+            retry_after: Duration::from_millis(500),
+        }),
     );
     let actions = h.drain();
-    let Action::Send { frame, .. } = &actions[0] else { panic!() };
-    let Ok(Body::Error(e)) = quiver_proto::decode(frame) else { panic!() };
-    assert_eq!((e.code(), e.retryable(), e.fatal(), e.retry_after_ms()), (ErrorCode::StoreUnavailable, true, false, 500));
+    let Action::Send { frame, .. } = &actions[0] else {
+        panic!()
+    };
+    let Ok(Body::Error(e)) = quiver_proto::decode(frame) else {
+        panic!()
+    };
+    assert_eq!(
+        (e.code(), e.retryable(), e.fatal(), e.retry_after_ms()),
+        (ErrorCode::StoreUnavailable, true, false, 500)
+    );
     assert!(!h.session.is_closed());
 }
 
 #[test]
 fn request_level_refusals_keep_the_connection() {
-    let limits = Limits { max_payload_bytes: 10, ..Limits::default() };
+    let limits = Limits {
+        max_payload_bytes: 10,
+        ..Limits::default()
+    };
     let mut h = Harness::connected(limits);
     let cases = [
-        (h.enc.publish(1, "has space", b"x", NO_HEADERS, None), ErrorCode::InvalidChannel),
-        (h.enc.publish(2, "", b"x", NO_HEADERS, None), ErrorCode::InvalidChannel),
-        (h.enc.publish(3, "room", &[0; 11], NO_HEADERS, None), ErrorCode::PayloadTooLarge),
-        (h.enc.publish(4, "room", b"12345", [("name", "value")], None), ErrorCode::PayloadTooLarge),
+        (
+            h.enc.publish(1, "has space", b"x", NO_HEADERS, None),
+            ErrorCode::InvalidChannel,
+        ),
+        (
+            h.enc.publish(2, "", b"x", NO_HEADERS, None),
+            ErrorCode::InvalidChannel,
+        ),
+        (
+            h.enc.publish(3, "room", &[0; 11], NO_HEADERS, None),
+            ErrorCode::PayloadTooLarge,
+        ),
+        (
+            h.enc
+                .publish(4, "room", b"12345", [("name", "value")], None),
+            ErrorCode::PayloadTooLarge,
+        ),
         (h.enc.unsubscribe(5, 99), ErrorCode::NotSubscribed),
     ];
     for (frame, code) in cases {
@@ -269,28 +348,51 @@ fn token_channel_patterns_are_enforced() {
     let frame = h.enc.publish(1, "chat:other", b"x", NO_HEADERS, None);
     assert_eq!(error_of(&h.feed(0, frame)), (ErrorCode::Forbidden, false));
     let frame = h.enc.publish(2, "chat:lobby", b"x", NO_HEADERS, None);
-    assert!(matches!(h.feed(0, frame).as_slice(), [Action::Publish { .. }]));
+    assert!(matches!(
+        h.feed(0, frame).as_slice(),
+        [Action::Publish { .. }]
+    ));
     let frame = h.enc.subscribe(3, "private:1", None);
     assert_eq!(error_of(&h.feed(0, frame)), (ErrorCode::Forbidden, false));
-    let frame = h.enc.history_request(4, "private:1", 10, None, None, quiver_proto::fb::Direction::Backward);
+    let frame = h.enc.history_request(
+        4,
+        "private:1",
+        10,
+        None,
+        None,
+        quiver_proto::fb::Direction::Backward,
+    );
     assert_eq!(error_of(&h.feed(0, frame)), (ErrorCode::Forbidden, false));
     let frame = h.enc.subscribe(5, "chat:9", Some(3));
-    assert!(matches!(h.feed(0, frame).as_slice(), [Action::Subscribe { since: Some(3), .. }]));
+    assert!(matches!(
+        h.feed(0, frame).as_slice(),
+        [Action::Subscribe { since: Some(3), .. }]
+    ));
 }
 
 #[test]
 fn publish_rate_is_limited_by_a_token_bucket() {
-    let limits = Limits { publish_rate_per_sec: 10, publish_burst: 2, ..Limits::default() };
+    let limits = Limits {
+        publish_rate_per_sec: 10,
+        publish_burst: 2,
+        ..Limits::default()
+    };
     let mut h = Harness::connected(limits);
     for id in 1..=2 {
         let frame = h.enc.publish(id, "room", b"x", NO_HEADERS, None);
-        assert!(matches!(h.feed(0, frame).as_slice(), [Action::Publish { .. }]));
+        assert!(matches!(
+            h.feed(0, frame).as_slice(),
+            [Action::Publish { .. }]
+        ));
     }
     let frame = h.enc.publish(3, "room", b"x", NO_HEADERS, None);
     let actions = h.feed(0, frame.clone());
     assert_eq!(error_of(&actions), (ErrorCode::RateLimited, false));
     h.clock += Duration::from_millis(100);
-    assert!(matches!(h.feed(0, frame).as_slice(), [Action::Publish { .. }]));
+    assert!(matches!(
+        h.feed(0, frame).as_slice(),
+        [Action::Publish { .. }]
+    ));
 }
 
 #[test]
@@ -299,31 +401,69 @@ fn subscriptions_are_counted_and_unique_per_channel() {
     h.hello(&claims("globex", "g"));
     let frame = h.enc.subscribe(1, "a", None);
     let actions = h.feed(0, frame);
-    let [Action::Subscribe { subscription_id, channel, .. }] = actions.as_slice() else { panic!() };
+    let [
+        Action::Subscribe {
+            subscription_id,
+            channel,
+            ..
+        },
+    ] = actions.as_slice()
+    else {
+        panic!()
+    };
     assert_eq!(&*channel.tenant, "globex");
     let first = *subscription_id;
     let frame = h.enc.subscribe(2, "a", None);
-    assert_eq!(error_of(&h.feed(0, frame)), (ErrorCode::AlreadySubscribed, false));
+    assert_eq!(
+        error_of(&h.feed(0, frame)),
+        (ErrorCode::AlreadySubscribed, false)
+    );
     let frame = h.enc.subscribe(3, "b", None);
-    assert!(matches!(h.feed(0, frame).as_slice(), [Action::Subscribe { .. }]));
+    assert!(matches!(
+        h.feed(0, frame).as_slice(),
+        [Action::Subscribe { .. }]
+    ));
     // globex allows two subscriptions per connection.
     let frame = h.enc.subscribe(4, "c", None);
-    assert_eq!(error_of(&h.feed(0, frame)), (ErrorCode::TooManySubscriptions, false));
+    assert_eq!(
+        error_of(&h.feed(0, frame)),
+        (ErrorCode::TooManySubscriptions, false)
+    );
     let frame = h.enc.unsubscribe(5, first);
     let actions = h.feed(0, frame);
-    assert!(matches!(actions[0], Action::Unsubscribe { subscription_id } if subscription_id == first));
+    assert!(
+        matches!(actions[0], Action::Unsubscribe { subscription_id } if subscription_id == first)
+    );
     let frame = h.enc.subscribe(6, "c", None);
-    assert!(matches!(h.feed(0, frame).as_slice(), [Action::Subscribe { .. }]));
+    assert!(matches!(
+        h.feed(0, frame).as_slice(),
+        [Action::Subscribe { .. }]
+    ));
 }
 
 #[test]
 fn history_pages_are_capped_and_report_more() {
-    let limits = Limits { max_history_page: 50, ..Limits::default() };
+    let limits = Limits {
+        max_history_page: 50,
+        ..Limits::default()
+    };
     let mut h = Harness::connected(limits);
-    let frame = h.enc.history_request(9, "room", 500, Some(100), None, quiver_proto::fb::Direction::Backward);
+    let frame = h.enc.history_request(
+        9,
+        "room",
+        500,
+        Some(100),
+        None,
+        quiver_proto::fb::Direction::Backward,
+    );
     let actions = h.feed(0, frame);
-    let [Action::History { range, .. }] = actions.as_slice() else { panic!() };
-    assert_eq!((range.limit, range.before, range.after), (51, Some(100), None));
+    let [Action::History { range, .. }] = actions.as_slice() else {
+        panic!()
+    };
+    assert_eq!(
+        (range.limit, range.before, range.after),
+        (51, Some(100), None)
+    );
 }
 
 #[test]
@@ -331,8 +471,12 @@ fn go_away_refuses_new_requests() {
     let mut h = Harness::connected(Limits::default());
     h.session.go_away(1000);
     let actions = h.drain();
-    let Action::Send { frame, .. } = &actions[0] else { panic!() };
-    let Ok(Body::GoAway(g)) = quiver_proto::decode(frame) else { panic!("no GoAway") };
+    let Action::Send { frame, .. } = &actions[0] else {
+        panic!()
+    };
+    let Ok(Body::GoAway(g)) = quiver_proto::decode(frame) else {
+        panic!("no GoAway")
+    };
     assert_eq!(g.reconnect_after_ms(), 1000);
     let frame = h.enc.publish(1, "room", b"x", NO_HEADERS, None);
     let actions = h.feed(0, frame);
@@ -354,14 +498,30 @@ fn slow_consumers_are_closed() {
 fn reserved_request_id_and_zero_limit_are_invalid() {
     let mut h = Harness::connected(Limits::default());
     let frame = h.enc.publish(0, "room", b"x", NO_HEADERS, None);
-    assert_eq!(error_of(&h.feed(0, frame)), (ErrorCode::InvalidRequest, false));
-    let frame = h.enc.history_request(1, "room", 0, None, None, quiver_proto::fb::Direction::Forward);
-    assert_eq!(error_of(&h.feed(0, frame)), (ErrorCode::InvalidRequest, false));
+    assert_eq!(
+        error_of(&h.feed(0, frame)),
+        (ErrorCode::InvalidRequest, false)
+    );
+    let frame = h.enc.history_request(
+        1,
+        "room",
+        0,
+        None,
+        None,
+        quiver_proto::fb::Direction::Forward,
+    );
+    assert_eq!(
+        error_of(&h.feed(0, frame)),
+        (ErrorCode::InvalidRequest, false)
+    );
 }
 
 #[test]
 fn history_pages_are_cut_to_fit_one_frame() {
-    let limits = Limits { max_frame_bytes: 10_000, ..Limits::default() };
+    let limits = Limits {
+        max_frame_bytes: 10_000,
+        ..Limits::default()
+    };
     let mut h = Harness::connected(limits);
     let messages: Vec<_> = (1..=5)
         .map(|offset| quiver_storage::StoredMessage {
@@ -375,9 +535,13 @@ fn history_pages_are_cut_to_fit_one_frame() {
         .collect();
     h.session.history_completed(LaneId(0), 1, 10, Ok(messages));
     let actions = h.drain();
-    let Action::Send { frame, .. } = &actions[0] else { panic!() };
+    let Action::Send { frame, .. } = &actions[0] else {
+        panic!()
+    };
     assert!(frame.len() <= 10_004);
-    let Ok(Body::HistoryPage(page)) = quiver_proto::decode(frame) else { panic!("no page") };
+    let Ok(Body::HistoryPage(page)) = quiver_proto::decode(frame) else {
+        panic!("no page")
+    };
     assert_eq!(page.messages().map(|m| m.len()), Some(3));
     assert!(page.has_more());
 }
