@@ -3,14 +3,12 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quiver_client::{Client, ClientConfig, Direction, HistoryQuery, Reconnect, Trust};
-use tokio::io::AsyncBufReadExt as _;
 
-use crate::support::{ACME_SECRET, FAST, TestServer, now_secs};
+use crate::support::{ACME_SECRET, ChildServer, FAST, TestServer, now_secs};
 
 /// Every message of a channel, oldest first, by paging forward.
 async fn read_all(client: &Client, channel: &str) -> Vec<(u64, String)> {
@@ -66,55 +64,8 @@ async fn a_graceful_restart_keeps_history_and_continues_offsets() {
     );
 }
 
-/// The real `quiver serve` binary as a child process.
-struct Child {
-    process: tokio::process::Child,
-    addr: SocketAddr,
-}
-
-async fn spawn_server(dir: &Path) -> Child {
-    let config = dir.join("quiver.toml");
-    std::fs::write(
-        &config,
-        format!("{FAST}\n[[tenants]]\nid = \"acme\"\nhs256_secret = \"{ACME_SECRET}\"\n"),
-    )
-    .expect("write config");
-    let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--ops-listen",
-            "127.0.0.1:0",
-            "--log-json",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn quiver serve");
-    let stderr = process.stderr.take().expect("stderr");
-    let mut lines = tokio::io::BufReader::new(stderr).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("read log") {
-            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if let Some(quic) = entry["fields"]["quic"].as_str() {
-                return quic.parse::<SocketAddr>().expect("quic addr");
-            }
-        }
-        panic!("server exited before listening");
-    })
-    .await
-    .expect("server starts");
-    // Keep draining the log so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Child { process, addr }
+fn acme_config() -> String {
+    format!("{FAST}\n[[tenants]]\nid = \"acme\"\nhs256_secret = \"{ACME_SECRET}\"\n")
 }
 
 fn client_config(addr: SocketAddr, dir: &Path) -> ClientConfig {
@@ -135,7 +86,7 @@ fn client_config(addr: SocketAddr, dir: &Path) -> ClientConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_no_acknowledged_message_and_reuses_no_offset() {
     let dir = tempfile::TempDir::new().expect("tempdir");
-    let mut server = spawn_server(dir.path()).await;
+    let mut server = ChildServer::spawn(dir.path(), Some(&acme_config())).await;
     let acked: Arc<Mutex<BTreeMap<u64, String>>> = Arc::default();
 
     // Three concurrent publishers, recording every ack they get.
@@ -174,7 +125,7 @@ async fn kill_9_loses_no_acknowledged_message_and_reuses_no_offset() {
     let acked = acked.lock().expect("lock").clone();
     assert!(acked.len() >= 300);
 
-    let server = spawn_server(dir.path()).await;
+    let server = ChildServer::spawn(dir.path(), Some(&acme_config())).await;
     let client = Client::connect(client_config(server.addr, dir.path()))
         .await
         .expect("reconnect");

@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod chat;
+mod cli;
 mod durability;
 mod ops;
 mod raw;

@@ -44,3 +44,62 @@ async fn health_readiness_and_metrics() {
     }
     assert_eq!(server.http_get("/nope").await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_sends_goaway_refuses_new_requests_and_keeps_acked_messages() {
+    use quiver_proto::fb::ErrorCode;
+    use quiver_proto::{Body, Encoder, NO_HEADERS};
+
+    let data = std::sync::Arc::new(tempfile::TempDir::new().expect("tempdir"));
+    let server = TestServer::start_in(data.clone(), FAST).await;
+    let ops = server.ops;
+    let mut raw =
+        crate::raw::Raw::authenticated(server.addr, &server.ca(), &server.token("demo", "a")).await;
+    let mut encoder = Encoder::new();
+    raw.write(encoder.publish(1, "c", b"before", NO_HEADERS, None))
+        .await;
+    let ack = raw.next_frame().await.expect("ack");
+    assert!(matches!(
+        quiver_proto::decode(&ack),
+        Ok(Body::PublishAck(_))
+    ));
+
+    let stopping = tokio::spawn(server.stop());
+    let frame = raw.next_frame().await.expect("GoAway");
+    let Ok(Body::GoAway(go_away)) = quiver_proto::decode(&frame) else {
+        panic!("expected GoAway")
+    };
+    assert_eq!(go_away.code(), ErrorCode::GoingAway);
+    assert!(go_away.reconnect_after_ms() > 0);
+    // Not ready any more while draining.
+    let (status, _) = crate::support::http_get(ops, "/readyz").await;
+    assert_eq!(status, 503);
+    raw.write(encoder.publish(2, "c", b"after", NO_HEADERS, None))
+        .await;
+    let frame = raw.next_frame().await.expect("refusal");
+    let Ok(Body::Error(error)) = quiver_proto::decode(&frame) else {
+        panic!("expected Error")
+    };
+    assert_eq!(
+        (error.code(), error.fatal(), error.retryable()),
+        (ErrorCode::GoingAway, false, true)
+    );
+    // The grace period ends with a close carrying GoingAway.
+    let closed = tokio::time::timeout(Duration::from_secs(10), raw.connection.closed())
+        .await
+        .expect("closed");
+    assert!(
+        matches!(&closed, quinn::ConnectionError::ApplicationClosed(c) if c.error_code == u32::from(ErrorCode::GoingAway.0).into()),
+        "{closed}"
+    );
+    stopping.await.expect("stopped");
+
+    let server = TestServer::start_in(data, FAST).await;
+    let client = server.client("demo", "a").await;
+    let page = client
+        .history("c", quiver_client::HistoryQuery::latest(10))
+        .await
+        .expect("history");
+    assert_eq!(page.messages.len(), 1);
+    assert_eq!(&page.messages[0].payload[..], b"before");
+}

@@ -217,3 +217,57 @@ pub async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The real `quiver serve` binary as a child process, as a user runs it.
+pub struct ChildServer {
+    pub process: tokio::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl ChildServer {
+    /// Starts `quiver serve` with its data in `dir/data`: in dev mode, or
+    /// with `config` written to `dir/quiver.toml`.
+    pub async fn spawn(dir: &std::path::Path, config: Option<&str>) -> ChildServer {
+        use tokio::io::AsyncBufReadExt as _;
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_quiver"));
+        command.arg("serve");
+        if let Some(config) = config {
+            let path = dir.join("quiver.toml");
+            std::fs::write(&path, config).expect("write config");
+            command.arg("--config").arg(path);
+        }
+        let mut process = command
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--ops-listen",
+                "127.0.0.1:0",
+                "--log-json",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn quiver serve");
+        let stderr = process.stderr.take().expect("stderr");
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.expect("read log") {
+                let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                if let Some(quic) = entry["fields"]["quic"].as_str() {
+                    return quic.parse::<SocketAddr>().expect("quic addr");
+                }
+            }
+            panic!("server exited before listening");
+        })
+        .await
+        .expect("server starts");
+        // Keep draining the log so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        ChildServer { process, addr }
+    }
+}
