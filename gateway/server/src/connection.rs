@@ -32,6 +32,9 @@ pub enum Inbound {
     Invalid(DecodeError),
     /// The client finished its control stream.
     ControlFinished,
+    /// The client finished a request lane: once its requests are answered,
+    /// the server finishes its side too, freeing the stream.
+    LaneFinished(LaneId),
 }
 
 /// The lane's outbound queue is full or gone: the client is not reading.
@@ -44,6 +47,9 @@ pub trait Transport: Send + 'static {
 
     /// Queues a frame on a lane without waiting.
     fn send(&mut self, lane: LaneId, frame: Bytes) -> Result<(), LaneBlocked>;
+
+    /// Finishes the server's side of a lane after what is queued on it.
+    fn finish_lane(&mut self, lane: LaneId);
 
     /// Opens the stream that carries a subscription and writes its header.
     fn open_subscription(
@@ -120,6 +126,8 @@ pub async fn serve<T: Transport>(
         deliveries: HashMap::new(),
         ended: mpsc::channel(16),
         close: None,
+        lanes: LaneLedger::default(),
+        finish_after_flush: Vec::new(),
     };
     driver.run(inbound).await;
     for (_, task) in driver.deliveries.drain() {
@@ -153,6 +161,56 @@ struct Driver<T: Transport> {
     ended: (mpsc::Sender<Ended>, mpsc::Receiver<Ended>),
     /// Set once the connection must close, with the code to close with.
     close: Option<(ErrorCode, String)>,
+    lanes: LaneLedger,
+    /// Lanes to finish once the current actions are performed.
+    finish_after_flush: Vec<LaneId>,
+}
+
+/// Requests still unanswered per lane, so a lane the client finished is
+/// finished on the server's side right after its last response.
+#[derive(Default)]
+struct LaneLedger {
+    in_flight: HashMap<LaneId, usize>,
+    finished: Vec<LaneId>,
+}
+
+impl LaneLedger {
+    fn started(&mut self, lane: LaneId) {
+        // The control lane lives as long as the connection: no bookkeeping
+        // on the common path.
+        if lane == LaneId::CONTROL {
+            return;
+        }
+        *self.in_flight.entry(lane).or_default() += 1;
+    }
+
+    /// Records an answered request; true when the lane can now be finished.
+    fn answered(&mut self, lane: LaneId) -> bool {
+        if let Some(count) = self.in_flight.get_mut(&lane) {
+            *count -= 1;
+            if *count == 0 {
+                self.in_flight.remove(&lane);
+                return self.take_finished(lane);
+            }
+        }
+        false
+    }
+
+    /// Records that the client finished the lane; true when nothing is owed.
+    fn client_finished(&mut self, lane: LaneId) -> bool {
+        if self.in_flight.contains_key(&lane) {
+            self.finished.push(lane);
+            false
+        } else {
+            true
+        }
+    }
+
+    fn take_finished(&mut self, lane: LaneId) -> bool {
+        let before = self.finished.len();
+        self.finished.retain(|l| *l != lane);
+        self.finished.len() != before
+    }
 }
 
 impl<T: Transport> Driver<T> {
@@ -161,6 +219,9 @@ impl<T: Transport> Driver<T> {
         let mut grace_deadline: Option<tokio::time::Instant> = None;
         loop {
             self.perform_actions().await;
+            for lane in std::mem::take(&mut self.finish_after_flush) {
+                self.finish_lane(lane);
+            }
             if self.close.is_some() {
                 return;
             }
@@ -172,6 +233,13 @@ impl<T: Transport> Driver<T> {
                     }
                     Some(Inbound::Invalid(error)) => self.session.handle_decode_error(&error),
                     Some(Inbound::ControlFinished) => self.session.handle_control_finished(),
+                    Some(Inbound::LaneFinished(lane)) => {
+                        // The lane's earlier frames were handled, and their
+                        // immediate answers queued, in earlier iterations.
+                        if self.lanes.client_finished(lane) {
+                            self.finish_lane(lane);
+                        }
+                    }
                     None => return,
                 },
                 Some(done) = self.pending.next(), if !self.pending.is_empty() => self.complete(done),
@@ -221,6 +289,7 @@ impl<T: Transport> Driver<T> {
                     let received = Instant::now();
                     // Waits while the pipeline is full: the connection stops
                     // reading, and QUIC flow control slows the client down.
+                    self.lanes.started(lane);
                     let receipt = self.shared.pipeline.submit(message).await;
                     self.pending.push(Box::pin(async move {
                         let result = receipt.await.unwrap_or(Err(StoreError::Closed));
@@ -238,6 +307,7 @@ impl<T: Transport> Driver<T> {
                     channel,
                     range,
                 } => {
+                    self.lanes.started(lane);
                     let store = self.shared.delivery.store.clone();
                     self.pending.push(Box::pin(async move {
                         let result = store.read(&channel, range).await;
@@ -297,6 +367,7 @@ impl<T: Transport> Driver<T> {
             let _ = ended.send((id, end)).await;
         });
         self.deliveries.insert(id, task);
+        self.lanes.started(lane);
         self.shared.delivery.metrics.subscriptions.inc();
         self.pending.push(Box::pin(async move {
             let result = started_rx.await.unwrap_or(Err(StoreError::Closed));
@@ -310,6 +381,11 @@ impl<T: Transport> Driver<T> {
     }
 
     fn complete(&mut self, done: Completion) {
+        let lane = match &done {
+            Completion::Published { lane, .. }
+            | Completion::History { lane, .. }
+            | Completion::Subscribed { lane, .. } => *lane,
+        };
         match done {
             Completion::Published {
                 lane,
@@ -342,6 +418,17 @@ impl<T: Transport> Driver<T> {
                 self.session
                     .subscribe_completed(lane, request_id, id, result);
             }
+        }
+        // The response is queued when the session's actions are performed,
+        // at the top of the next loop turn; the lane is finished after that.
+        if self.lanes.answered(lane) {
+            self.finish_after_flush.push(lane);
+        }
+    }
+
+    fn finish_lane(&mut self, lane: LaneId) {
+        if let Some(transport) = self.transport.as_mut() {
+            transport.finish_lane(lane);
         }
     }
 

@@ -47,7 +47,7 @@ pub(super) async fn read_lane(
                 let end = match reader.finish() {
                     Err(error) => Inbound::Invalid(error),
                     Ok(()) if lane == LaneId::CONTROL => Inbound::ControlFinished,
-                    Ok(()) => return,
+                    Ok(()) => Inbound::LaneFinished(lane),
                 };
                 let _ = inbound.send(end).await;
                 return;

@@ -105,6 +105,15 @@ impl Transport for QuicTransport {
         }
     }
 
+    fn finish_lane(&mut self, lane: LaneId) {
+        // Dropping the queue lets the writer drain it and finish the stream.
+        self.lanes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .queues
+            .remove(&lane);
+    }
+
     fn open_subscription(
         &self,
         id: SubscriptionId,

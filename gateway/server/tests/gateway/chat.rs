@@ -172,3 +172,47 @@ async fn unsubscribe_stops_delivery_and_frees_the_slot() {
         .expect("message");
     assert_eq!(&message.payload[..], b"to b");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_streams_answer_on_their_own_stream_and_are_finished() {
+    use quiver_proto::{Body, Encoder, FrameReader, NO_HEADERS};
+
+    let server = TestServer::start(FAST).await;
+    let raw =
+        crate::raw::Raw::authenticated(server.addr, &server.ca(), &server.token("demo", "a")).await;
+    let mut encoder = Encoder::new();
+    // More request streams, one after another, than the server lets a
+    // client hold open at once: each must be finished by the server.
+    for i in 1..=20u64 {
+        let (mut send, mut recv) = raw.connection.open_bi().await.expect("request stream");
+        send.write_chunk(encoder.publish(i, "lanes", b"x", NO_HEADERS, None))
+            .await
+            .expect("write");
+        let history = encoder.history_request(
+            i + 100,
+            "lanes",
+            1,
+            None,
+            None,
+            quiver_proto::fb::Direction::Backward,
+        );
+        send.write_chunk(history).await.expect("write");
+        send.finish().expect("finish");
+        let bytes = tokio::time::timeout(Duration::from_secs(5), recv.read_to_end(1 << 20))
+            .await
+            .expect("server finishes the stream")
+            .expect("read");
+        let mut reader = FrameReader::new(1 << 20);
+        reader.push(&bytes);
+        let mut answered = Vec::new();
+        while let Some(frame) = reader.next_frame().expect("frames") {
+            match quiver_proto::decode(&frame).expect("decode") {
+                Body::PublishAck(ack) => answered.push((ack.request_id(), ack.offset())),
+                Body::HistoryPage(page) => answered.push((page.request_id(), 0)),
+                other => panic!("unexpected {}", other.name()),
+            }
+        }
+        answered.sort_unstable();
+        assert_eq!(answered, vec![(i, i), (i + 100, 0)]);
+    }
+}
