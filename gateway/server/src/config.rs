@@ -134,7 +134,7 @@ impl Default for StoreSection {
 }
 
 /// One tenant: who may connect and with what keys.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSection {
     pub id: String,
@@ -152,6 +152,23 @@ pub struct TenantSection {
     pub eddsa_public_keys: Vec<PathBuf>,
     #[serde(default)]
     pub limits: TenantLimits,
+}
+
+impl std::fmt::Debug for TenantSection {
+    // The inline secret must never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantSection")
+            .field("id", &self.id)
+            .field(
+                "hs256_secret",
+                &self.hs256_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("hs256_secret_file", &self.hs256_secret_file)
+            .field("rs256_public_keys", &self.rs256_public_keys)
+            .field("eddsa_public_keys", &self.eddsa_public_keys)
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +212,16 @@ mod tests {
         assert!(config.limits.to_limits().is_ok());
         assert_eq!(config.tenants.len(), 1);
         assert_eq!(config.tenants[0].limits.max_subscriptions, Some(256));
+    }
+
+    #[test]
+    fn inline_secrets_never_reach_debug_output() {
+        let config: Config =
+            toml::from_str("[[tenants]]\nid = \"a\"\nhs256_secret = \"hunter2-hunter2\"\n")
+                .expect("parses");
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("redacted"));
     }
 
     #[test]
