@@ -11,6 +11,8 @@
 //! nodes write to one channel (see `storage/README.md`).
 
 mod error;
+mod kv;
+mod registry;
 mod types;
 
 pub mod embedded;
@@ -19,6 +21,8 @@ pub mod embedded;
 pub mod conformance;
 
 pub use error::StoreError;
+pub use kv::{KeyValueStore, KvScope, MAX_KV_KEY_BYTES, MAX_KV_VALUE_BYTES};
+pub use registry::{PluginRecord, PluginRegistry, PluginVersion, PluginVersionMeta};
 pub use types::{
     Appended, ChannelKey, Direction, Header, MessageId, NewMessage, Offset, ReadRange,
     StoredMessage,
@@ -65,3 +69,10 @@ pub trait MessageLog: Send + Sync + 'static {
     /// (used by `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 }
+
+/// Everything the gateway keeps: the message log, plugin key-value data and
+/// the plugin registry. Each backend implements all three, so one config
+/// setting moves all of a deployment's data.
+pub trait Store: MessageLog + KeyValueStore + PluginRegistry {}
+
+impl<T: MessageLog + KeyValueStore + PluginRegistry> Store for T {}
