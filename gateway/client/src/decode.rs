@@ -58,6 +58,7 @@ pub(crate) fn publish_ack(ack: &fb::PublishAck<'_>) -> PublishAck {
         offset: ack.offset(),
         id: ack.id().map(message_id_to_u128).unwrap_or_default(),
         duplicate: ack.duplicate(),
+        dropped: ack.dropped(),
     }
 }
 

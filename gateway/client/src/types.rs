@@ -37,6 +37,9 @@ pub struct PublishAck {
     /// was written and `offset`/`id` are the first publish's. Expected after
     /// a reconnect re-sent an in-flight publish.
     pub duplicate: bool,
+    /// True when a tenant plugin dropped the message: accepted, but neither
+    /// stored nor delivered; `offset` and `id` are 0.
+    pub dropped: bool,
 }
 
 /// What to publish, beyond the channel.

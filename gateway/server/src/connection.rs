@@ -14,13 +14,16 @@ use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 use quiver_proto::DecodeError;
 use quiver_proto::fb::ErrorCode;
-use quiver_session::{Action, Authenticator, LaneId, Limits, Now, Session, SubscriptionId};
+use quiver_session::{
+    Action, Authenticator, HookCall, HookVerdict, LaneId, Limits, Now, Session, SubscriptionId,
+};
 use quiver_storage::{Appended, StoreError, StoredMessage};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
 use crate::delivery::{DeliveryContext, DeliveryEnd, FrameSink, SinkClosed, deliver};
+use crate::hooks::{HookContext, HookKind, Hooks};
 use crate::pipeline::PublishPipeline;
 
 /// What a transport reports about the client's side.
@@ -64,8 +67,8 @@ pub trait Transport: Send + 'static {
 }
 
 /// What every connection shares.
-#[derive(Debug)]
 pub struct Shared {
+    pub hooks: Arc<dyn Hooks>,
     pub auth: Arc<Authenticator>,
     pub limits: Limits,
     pub pipeline: PublishPipeline,
@@ -95,6 +98,14 @@ enum Completion {
         id: SubscriptionId,
         result: Result<u64, StoreError>,
     },
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 type Ended = (SubscriptionId, DeliveryEnd);
@@ -278,6 +289,13 @@ impl<T: Transport> Driver<T> {
                         return;
                     }
                 }
+                Action::Hook(call) => {
+                    let verdict = match self.hook_future(&call) {
+                        None => HookVerdict::Allow,
+                        Some(future) => future.await,
+                    };
+                    self.session.hook_completed(call, verdict);
+                }
                 Action::Authenticated { tenant, user } => {
                     debug!(%tenant, %user, "authenticated");
                 }
@@ -342,6 +360,38 @@ impl<T: Transport> Driver<T> {
                 }
             }
         }
+    }
+
+    /// Asks the tenant's plugins, awaiting them inline so this connection's
+    /// requests keep their order; without a plugin for the hook nothing is
+    /// awaited.
+    fn hook_future<'c>(
+        &self,
+        call: &'c HookCall,
+    ) -> Option<impl Future<Output = HookVerdict> + Send + 'c> {
+        let identity = self.session.identity()?;
+        if !self
+            .shared
+            .hooks
+            .wants(&identity.tenant, HookKind::of(call))
+        {
+            return None;
+        }
+        // Owned copies, so the await below holds no borrow of the driver.
+        let hooks = self.shared.hooks.clone();
+        let identity = identity.clone();
+        let session_id = self.session.session_id().clone();
+        let client = self.session.client().clone();
+        Some(async move {
+            let context = HookContext {
+                tenant: &identity.tenant,
+                user: &identity.user,
+                session_id: &session_id,
+                client: &client,
+                claims_json: &identity.claims_json,
+            };
+            hooks.run(context, call).await
+        })
     }
 
     fn start_delivery(

@@ -13,6 +13,7 @@
 pub mod config;
 pub mod connection;
 pub mod delivery;
+pub mod hooks;
 pub mod hub;
 pub mod metrics;
 pub mod ops;

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::connection::Shared;
 use crate::delivery::DeliveryContext;
+use crate::hooks::Hooks;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::ops::{OpsState, router};
@@ -35,6 +36,8 @@ pub struct GatewayConfig {
     pub channel_buffer: usize,
     pub shutdown_grace: Duration,
     pub reconnect_after_ms: u32,
+    /// Tenant plugins; `NoHooks` for none.
+    pub hooks: Arc<dyn Hooks>,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -104,6 +107,7 @@ impl Gateway {
         );
         let (stop, stopped) = watch::channel(false);
         let shared = Arc::new(Shared {
+            hooks: config.hooks.clone(),
             auth: config.auth.clone(),
             limits: config.limits.clone(),
             pipeline,

@@ -102,6 +102,7 @@ pub async fn bind(loaded: &Loaded, store: Arc<dyn MessageLog>) -> anyhow::Result
         channel_buffer: config.server.channel_buffer,
         shutdown_grace: Duration::from_millis(config.server.shutdown_grace_ms),
         reconnect_after_ms: config.server.reconnect_after_ms,
+        hooks: Arc::new(crate::hooks::NoHooks),
     })
     .await
 }

@@ -26,6 +26,9 @@ pub enum Action {
         tenant: std::sync::Arc<str>,
         user: std::sync::Arc<str>,
     },
+    /// Run the tenant's plugins on this request, then report their verdict
+    /// with `hook_completed` before feeding the session anything else.
+    Hook(crate::hooks::HookCall),
     /// Start delivering the channel on a new server stream. Report the
     /// channel head with `subscribe_completed`.
     Subscribe {

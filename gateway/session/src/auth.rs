@@ -109,6 +109,8 @@ pub struct Identity {
     pub subscribe: ChannelPatterns,
     pub publish: ChannelPatterns,
     pub expires_at_secs: u64,
+    /// The verified claims as JSON, for the tenant's on-connect plugins.
+    pub claims_json: String,
 }
 
 /// Why a token was refused. Shown to the client, so it names the problem
@@ -198,7 +200,9 @@ impl Authenticator {
                 "`sub` must be 1 to 255 bytes".into(),
             ));
         }
+        let claims_json = serde_json::to_string(&claims).unwrap_or_default();
         let identity = Identity {
+            claims_json,
             tenant: tenant.id.clone(),
             user: claims.sub.into(),
             subscribe: ChannelPatterns::from_claim(claims.subscribe),

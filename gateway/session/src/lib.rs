@@ -11,6 +11,7 @@
 mod action;
 pub mod auth;
 pub mod channel;
+mod hooks;
 mod ids;
 mod limits;
 mod outcomes;
@@ -20,5 +21,6 @@ mod session;
 
 pub use action::{Action, LaneId, SubscriptionId};
 pub use auth::{AuthError, Authenticator, Claims, Identity, Tenant, TenantKey};
+pub use hooks::{HookCall, HookVerdict};
 pub use limits::{LimitOverrides, Limits};
 pub use session::{Now, Session};

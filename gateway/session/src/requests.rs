@@ -10,6 +10,7 @@ use quiver_storage::{ChannelKey, Direction, Header, NewMessage, ReadRange};
 use crate::action::{Action, LaneId};
 use crate::auth::Identity;
 use crate::channel::validate_channel;
+use crate::hooks::HookCall;
 use crate::session::{Now, Phase, Session};
 
 /// Longest idempotency key accepted, in bytes.
@@ -156,11 +157,11 @@ impl Session {
             headers,
             idempotency_key: key,
         };
-        self.actions.push_back(Action::Publish {
+        self.actions.push_back(Action::Hook(HookCall::Publish {
             lane,
             request_id,
             message,
-        });
+        }));
     }
 
     pub(crate) fn handle_subscribe(&mut self, lane: LaneId, req: fb::Subscribe<'_>) {
@@ -200,13 +201,13 @@ impl Session {
         self.by_id.insert(subscription_id, channel.channel.clone());
         self.by_channel
             .insert(channel.channel.clone(), subscription_id);
-        self.actions.push_back(Action::Subscribe {
+        self.actions.push_back(Action::Hook(HookCall::Subscribe {
             lane,
             request_id,
             subscription_id,
             channel,
             since: req.since(),
-        });
+        }));
     }
 
     pub(crate) fn handle_unsubscribe(&mut self, lane: LaneId, req: fb::Unsubscribe<'_>) {

@@ -10,6 +10,7 @@ use quiver_proto::{Body, DecodeError, Encoder, PROTOCOL_VERSION};
 
 use crate::action::{Action, LaneId, SubscriptionId};
 use crate::auth::{AuthError, Authenticator, Identity};
+use crate::hooks::HookCall;
 use crate::ids::IdGenerator;
 use crate::limits::Limits;
 use crate::rate::TokenBucket;
@@ -38,6 +39,8 @@ impl Now {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
     AwaitingHello,
+    /// The token is valid; the tenant's plugins decide on the connection.
+    Authorizing,
     Active,
     /// GoAway was sent: in-flight work finishes, new requests are refused.
     Draining,
@@ -68,6 +71,10 @@ pub struct Session {
     pub(crate) actions: VecDeque<Action>,
     pub(crate) handshake_deadline: Instant,
     pub(crate) session_id: Arc<str>,
+    /// The client's self-description from Hello, for plugins and logs.
+    pub(crate) client: Arc<str>,
+    /// Wall time of the Hello, echoed in Welcome.
+    pub(crate) server_time_ms: u64,
 }
 
 impl Session {
@@ -94,6 +101,8 @@ impl Session {
             ids: IdGenerator::new(seed),
             actions: VecDeque::new(),
             session_id: session_id.into(),
+            client: Arc::from(""),
+            server_time_ms: 0,
         }
     }
 
@@ -112,6 +121,15 @@ impl Session {
 
     pub fn identity(&self) -> Option<&Identity> {
         self.identity.as_ref()
+    }
+
+    pub fn session_id(&self) -> &Arc<str> {
+        &self.session_id
+    }
+
+    /// The client name the Hello carried.
+    pub fn client(&self) -> &Arc<str> {
+        &self.client
     }
 
     /// The limits in force (the tenant's once authenticated).
@@ -163,6 +181,10 @@ impl Session {
             (Phase::AwaitingHello, Body::Hello(hello)) if lane == LaneId::CONTROL => {
                 self.handle_hello(hello, now);
             }
+            (Phase::Authorizing, _) => self.fail(
+                ErrorCode::Internal,
+                "server error: a frame was handled before the connect hook finished".into(),
+            ),
             (Phase::AwaitingHello, _) => self.fail(
                 ErrorCode::UnexpectedFrame,
                 "the first frame must be Hello, on the first bidirectional stream".into(),
@@ -207,12 +229,24 @@ impl Session {
             self.limits.publish_burst,
             now.instant,
         ));
+        self.client = Arc::from(hello.client().unwrap_or(""));
+        self.server_time_ms = now.unix_ms;
+        self.identity = Some(identity);
+        self.phase = Phase::Authorizing;
+        self.actions.push_back(Action::Hook(HookCall::Connect));
+    }
+
+    /// The connection is admitted: Welcome, and requests from now on.
+    pub(crate) fn welcome(&mut self) {
+        let Some(identity) = self.identity.as_ref() else {
+            return;
+        };
         let welcome = quiver_proto::WelcomeInfo {
             version: PROTOCOL_VERSION,
             session_id: self.session_id.to_string(),
             tenant: identity.tenant.to_string(),
             user: identity.user.to_string(),
-            server_time_ms: now.unix_ms,
+            server_time_ms: self.server_time_ms,
             max_frame_bytes: self.limits.max_frame_bytes,
             max_payload_bytes: self.limits.max_payload_bytes,
             max_subscriptions: self.limits.max_subscriptions,
@@ -221,13 +255,13 @@ impl Session {
             idle_timeout_ms: millis(self.limits.idle_timeout),
             keepalive_interval_ms: millis(self.limits.keepalive_interval),
         };
-        let frame = self.encoder.welcome(&welcome);
-        self.send(LaneId::CONTROL, frame);
-        self.actions.push_back(Action::Authenticated {
+        let authenticated = Action::Authenticated {
             tenant: identity.tenant.clone(),
             user: identity.user.clone(),
-        });
-        self.identity = Some(identity);
+        };
+        let frame = self.encoder.welcome(&welcome);
+        self.send(LaneId::CONTROL, frame);
+        self.actions.push_back(authenticated);
         self.phase = Phase::Active;
     }
 }

@@ -117,6 +117,24 @@ impl Encoder {
                 offset,
                 id: Some(&id),
                 duplicate,
+                dropped: false,
+            },
+        );
+        self.finish(fb::Body::PublishAck, body.as_union_value())
+    }
+
+    /// `PublishAck` for a publish a tenant plugin dropped: accepted, but
+    /// neither stored nor delivered, so it has no offset or id.
+    pub fn publish_dropped(&mut self, request_id: u64) -> Bytes {
+        let id = message_id_from_u128(0);
+        let body = fb::PublishAck::create(
+            &mut self.fbb,
+            &fb::PublishAckArgs {
+                request_id,
+                offset: 0,
+                id: Some(&id),
+                duplicate: false,
+                dropped: true,
             },
         );
         self.finish(fb::Body::PublishAck, body.as_union_value())

@@ -13,10 +13,10 @@ pub mod proto {
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_ERROR_CODE: u16 = 22;
+pub const ENUM_MAX_ERROR_CODE: u16 = 24;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 23] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 25] = [
   ErrorCode::None,
   ErrorCode::MalformedFrame,
   ErrorCode::TruncatedFrame,
@@ -40,6 +40,8 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 23] = [
   ErrorCode::NotSubscribed,
   ErrorCode::InvalidRequest,
   ErrorCode::Internal,
+  ErrorCode::Denied,
+  ErrorCode::PluginFailed,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -70,9 +72,11 @@ impl ErrorCode {
   pub const NotSubscribed: Self = Self(20);
   pub const InvalidRequest: Self = Self(21);
   pub const Internal: Self = Self(22);
+  pub const Denied: Self = Self(23);
+  pub const PluginFailed: Self = Self(24);
 
   pub const ENUM_MIN: u16 = 0;
-  pub const ENUM_MAX: u16 = 22;
+  pub const ENUM_MAX: u16 = 24;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::None,
     Self::MalformedFrame,
@@ -97,6 +101,8 @@ impl ErrorCode {
     Self::NotSubscribed,
     Self::InvalidRequest,
     Self::Internal,
+    Self::Denied,
+    Self::PluginFailed,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -124,6 +130,8 @@ impl ErrorCode {
       Self::NotSubscribed => Some("NotSubscribed"),
       Self::InvalidRequest => Some("InvalidRequest"),
       Self::Internal => Some("Internal"),
+      Self::Denied => Some("Denied"),
+      Self::PluginFailed => Some("PluginFailed"),
       _ => None,
     }
   }
@@ -1742,6 +1750,7 @@ impl<'a> PublishAck<'a> {
   pub const VT_OFFSET: ::flatbuffers::VOffsetT = 6;
   pub const VT_ID: ::flatbuffers::VOffsetT = 8;
   pub const VT_DUPLICATE: ::flatbuffers::VOffsetT = 10;
+  pub const VT_DROPPED: ::flatbuffers::VOffsetT = 12;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1756,6 +1765,7 @@ impl<'a> PublishAck<'a> {
     builder.add_offset(args.offset);
     builder.add_request_id(args.request_id);
     if let Some(x) = args.id { builder.add_id(x); }
+    builder.add_dropped(args.dropped);
     builder.add_duplicate(args.duplicate);
     builder.finish()
   }
@@ -1789,6 +1799,13 @@ impl<'a> PublishAck<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<bool>(PublishAck::VT_DUPLICATE, Some(false)).unwrap()}
   }
+  #[inline]
+  pub fn dropped(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(PublishAck::VT_DROPPED, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for PublishAck<'_> {
@@ -1801,6 +1818,7 @@ impl ::flatbuffers::Verifiable for PublishAck<'_> {
      .visit_field::<u64>("offset", Self::VT_OFFSET, false)?
      .visit_field::<MessageId>("id", Self::VT_ID, false)?
      .visit_field::<bool>("duplicate", Self::VT_DUPLICATE, false)?
+     .visit_field::<bool>("dropped", Self::VT_DROPPED, false)?
      .finish();
     Ok(())
   }
@@ -1810,6 +1828,7 @@ pub struct PublishAckArgs<'a> {
     pub offset: u64,
     pub id: Option<&'a MessageId>,
     pub duplicate: bool,
+    pub dropped: bool,
 }
 impl<'a> Default for PublishAckArgs<'a> {
   #[inline]
@@ -1819,6 +1838,7 @@ impl<'a> Default for PublishAckArgs<'a> {
       offset: 0,
       id: None,
       duplicate: false,
+      dropped: false,
     }
   }
 }
@@ -1845,6 +1865,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PublishAckBuilder<'a, 'b, A> 
     self.fbb_.push_slot::<bool>(PublishAck::VT_DUPLICATE, duplicate, false);
   }
   #[inline]
+  pub fn add_dropped(&mut self, dropped: bool) {
+    self.fbb_.push_slot::<bool>(PublishAck::VT_DROPPED, dropped, false);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PublishAckBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     PublishAckBuilder {
@@ -1866,6 +1890,7 @@ impl ::core::fmt::Debug for PublishAck<'_> {
       ds.field("offset", &self.offset());
       ds.field("id", &self.id());
       ds.field("duplicate", &self.duplicate());
+      ds.field("dropped", &self.dropped());
       ds.finish()
   }
 }
