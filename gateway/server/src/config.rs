@@ -12,6 +12,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerSection,
+    pub api: ApiSection,
     pub limits: LimitsSection,
     pub store: StoreSection,
     pub tenants: Vec<TenantSection>,
@@ -50,6 +51,30 @@ impl Default for ServerSection {
             shutdown_grace_ms: 10_000,
             reconnect_after_ms: 1_000,
             channel_buffer: 1024,
+        }
+    }
+}
+
+/// The HTTP API listener: plugin administration (and, next, the
+/// server-side publish API).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// TCP address of the HTTP API.
+    pub listen: SocketAddr,
+    /// File holding the admin bearer token. Absent: one is created once in
+    /// `DATA_DIR/admin.token` (readable by the owner only).
+    pub admin_token_file: Option<PathBuf>,
+    /// Largest plugin upload accepted; larger ones get 413.
+    pub max_upload_bytes: usize,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_token_file: None,
+            max_upload_bytes: 10 * 1024 * 1024,
         }
     }
 }

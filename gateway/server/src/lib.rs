@@ -10,6 +10,7 @@
 //! - [`ops`] and [`metrics`]: health, readiness and Prometheus metrics;
 //! - [`config`], [`tenants`], [`tls`], [`setup`]: turning files into a running server.
 
+pub mod api;
 pub mod config;
 pub mod connection;
 pub mod delivery;

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+use crate::api::{self, ApiState, PluginAdmin};
 use crate::connection::Shared;
 use crate::delivery::DeliveryContext;
 use crate::hooks::Hooks;
@@ -38,6 +39,12 @@ pub struct GatewayConfig {
     pub reconnect_after_ms: u32,
     /// Tenant plugins; `NoHooks` for none.
     pub hooks: Arc<dyn Hooks>,
+    /// TCP address of the HTTP API.
+    pub api_listen: SocketAddr,
+    /// Bearer token of the admin API (never logged).
+    pub admin_token: Arc<str>,
+    pub plugin_admin: Arc<dyn PluginAdmin>,
+    pub max_upload_bytes: usize,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -55,6 +62,7 @@ impl std::fmt::Debug for GatewayConfig {
 pub struct Gateway {
     endpoint: quinn::Endpoint,
     ops: tokio::net::TcpListener,
+    api_listener: tokio::net::TcpListener,
     config: GatewayConfig,
     metrics: Metrics,
 }
@@ -67,10 +75,14 @@ impl Gateway {
         let ops = tokio::net::TcpListener::bind(config.ops_listen)
             .await
             .with_context(|| format!("cannot bind TCP {} for ops", config.ops_listen))?;
+        let api_listener = tokio::net::TcpListener::bind(config.api_listen)
+            .await
+            .with_context(|| format!("cannot bind TCP {} for the HTTP API", config.api_listen))?;
         let metrics = Metrics::new().context("cannot register metrics")?;
         Ok(Self {
             endpoint,
             ops,
+            api_listener,
             config,
             metrics,
         })
@@ -84,6 +96,10 @@ impl Gateway {
         Ok(self.ops.local_addr()?)
     }
 
+    pub fn api_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.api_listener.local_addr()?)
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
@@ -95,6 +111,7 @@ impl Gateway {
         let Gateway {
             endpoint,
             ops,
+            api_listener,
             config,
             metrics,
         } = self;
@@ -129,6 +146,17 @@ impl Gateway {
         let ops_task = tokio::spawn(async move {
             if let Err(error) = axum::serve(ops, router(ops_state)).await {
                 warn!(%error, "ops listener failed");
+            }
+        });
+        let api_state = ApiState {
+            admin_token: config.admin_token.clone(),
+            plugins: config.plugin_admin.clone(),
+            tenants: config.auth.clone(),
+            max_upload_bytes: config.max_upload_bytes,
+        };
+        let api_task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(api_listener, api::router(api_state)).await {
+                warn!(%error, "HTTP API listener failed");
             }
         });
         info!(
@@ -178,6 +206,7 @@ impl Gateway {
         );
         let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
         ops_task.abort();
+        api_task.abort();
         info!("gateway stopped");
         Ok(())
     }

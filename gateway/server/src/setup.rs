@@ -13,7 +13,7 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::server::{Gateway, GatewayConfig};
-use crate::tenants::authenticator;
+use crate::tenants::{admin_token, authenticator};
 use crate::tls::Identity;
 
 /// The loaded configuration and where relative paths in it resolve from.
@@ -92,6 +92,7 @@ pub async fn bind(loaded: &Loaded, store: Arc<dyn MessageLog>) -> anyhow::Result
         &config.server.data_dir,
     )?;
     let auth = authenticator(config, loaded.dev, &loaded.base)?;
+    let admin_token = admin_token(config, &loaded.base)?;
     Gateway::bind(GatewayConfig {
         listen: config.server.listen,
         ops_listen: config.server.ops_listen,
@@ -103,6 +104,10 @@ pub async fn bind(loaded: &Loaded, store: Arc<dyn MessageLog>) -> anyhow::Result
         shutdown_grace: Duration::from_millis(config.server.shutdown_grace_ms),
         reconnect_after_ms: config.server.reconnect_after_ms,
         hooks: Arc::new(crate::hooks::NoHooks),
+        api_listen: config.api.listen,
+        admin_token: admin_token.into(),
+        plugin_admin: Arc::new(crate::api::DisabledPlugins),
+        max_upload_bytes: config.api.max_upload_bytes,
     })
     .await
 }

@@ -25,11 +25,47 @@ pub fn dev_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     if let Ok(existing) = std::fs::read_to_string(&path) {
         return Ok(existing.trim().as_bytes().to_vec());
     }
-    let mut raw = [0u8; 32];
-    rand::rng().fill_bytes(&mut raw);
-    let secret: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = random_hex();
     write_private(&path, secret.as_bytes())?;
     Ok(secret.into_bytes())
+}
+
+/// The admin API's bearer token: from `admin_token_file`, or created once
+/// (random, 256 bits) in `DATA_DIR/admin.token`.
+pub fn admin_token(config: &Config, base: &Path) -> anyhow::Result<String> {
+    let path = match &config.api.admin_token_file {
+        Some(path) => {
+            let full = base.join(path);
+            let token = std::fs::read_to_string(&full)
+                .with_context(|| format!("cannot read admin token {}", full.display()))?;
+            let token = token.trim().to_string();
+            if token.len() < 16 {
+                bail!(
+                    "the admin token in {} is shorter than 16 characters",
+                    full.display()
+                );
+            }
+            return Ok(token);
+        }
+        None => admin_token_path(&config.server.data_dir),
+    };
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(existing.trim().to_string());
+    }
+    let token = random_hex();
+    write_private(&path, token.as_bytes())?;
+    Ok(token)
+}
+
+/// Where the generated admin token lives.
+pub fn admin_token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin.token")
+}
+
+fn random_hex() -> String {
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes a file readable by its owner only: it holds a secret.

@@ -2,6 +2,7 @@
 //! interface users script against: keep them stable.
 
 mod client;
+mod plugin;
 mod serve;
 mod token;
 
@@ -35,6 +36,8 @@ enum Command {
     History(client::HistoryArgs),
     /// Interactive chat: lines from stdin are published, messages printed.
     Chat(client::ChatArgs),
+    /// Manage a tenant's WebAssembly plugins (admin API).
+    Plugin(plugin::PluginArgs),
 }
 
 /// Where the server's config and data live (shared by `serve` and `token`).
@@ -68,6 +71,7 @@ pub(crate) fn main() -> ExitCode {
             Command::Sub(args) => client::subscribe(args).await,
             Command::History(args) => client::history(args).await,
             Command::Chat(args) => client::chat(args).await,
+            Command::Plugin(args) => plugin::run(args).await,
         }
     });
     match result {

@@ -19,6 +19,9 @@ pub(super) struct ServeArgs {
     /// TCP address for /healthz, /readyz, /metrics (default 127.0.0.1:9090).
     #[arg(long)]
     ops_listen: Option<SocketAddr>,
+    /// TCP address of the HTTP API: plugin admin (default 127.0.0.1:8080).
+    #[arg(long)]
+    api_listen: Option<SocketAddr>,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -36,11 +39,15 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(ops) = args.ops_listen {
         loaded.config.server.ops_listen = ops;
     }
+    if let Some(api) = args.api_listen {
+        loaded.config.api.listen = api;
+    }
     let store = open_store(&loaded.config)?;
     let gateway = bind(&loaded, store.clone()).await?;
     info!(
         quic = %gateway.local_addr()?,
         ops = %gateway.ops_addr()?,
+        api = %gateway.api_addr()?,
         data_dir = %loaded.config.server.data_dir.display(),
         "listening"
     );

@@ -43,6 +43,7 @@ hs256_secret = "{GLOBEX_SECRET}"
 pub struct TestServer {
     pub addr: SocketAddr,
     pub ops: SocketAddr,
+    pub api: SocketAddr,
     pub data: Arc<TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -65,6 +66,7 @@ impl TestServer {
         let mut config: Config = toml::from_str(extra).expect("test config");
         config.server.listen = listen;
         config.server.ops_listen = "127.0.0.1:0".parse().expect("addr");
+        config.api.listen = "127.0.0.1:0".parse().expect("addr");
         config.server.data_dir = data.path().to_path_buf();
         config.server.shutdown_grace_ms = 2_000;
         let dev = config.tenants.is_empty();
@@ -86,6 +88,7 @@ impl TestServer {
         let gateway = bind(&loaded, store.clone()).await.expect("bind");
         let addr = gateway.local_addr().expect("addr");
         let ops = gateway.ops_addr().expect("ops addr");
+        let api = gateway.api_addr().expect("api addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let result = gateway
@@ -99,6 +102,7 @@ impl TestServer {
         TestServer {
             addr,
             ops,
+            api,
             data,
             stop: Some(stop),
             task: Some(task),
