@@ -106,37 +106,23 @@ async fn shutdown_sends_goaway_refuses_new_requests_and_keeps_acked_messages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_api_requires_the_admin_token() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
     let server = TestServer::start(FAST).await;
     let token =
         std::fs::read_to_string(quiver_server::tenants::admin_token_path(server.data.path()))
             .expect("admin token created in the data dir");
-    async fn get(server: &TestServer, path: &str, auth: Option<&str>) -> (u16, String) {
-        let mut stream = tokio::net::TcpStream::connect(server.api)
-            .await
-            .expect("connect api");
-        let auth = auth
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\n{auth}Connection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.expect("write");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.expect("read");
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status");
-        (status, response)
-    }
-    let (status, body) = get(&server, "/v1/tenants/demo/plugins", None).await;
+    let (status, body) =
+        crate::support::http_get_with(server.api, "/v1/tenants/demo/plugins", None).await;
     assert_eq!(status, 401);
     assert!(body.contains("\"code\":\"unauthorized\""), "{body}");
-    let (status, _) = get(&server, "/v1/tenants/demo/plugins", Some("wrong-token")).await;
+    let (status, _) =
+        crate::support::http_get_with(server.api, "/v1/tenants/demo/plugins", Some("wrong-token"))
+            .await;
     assert_eq!(status, 401);
-    let (status, body) = get(&server, "/v1/tenants/nobody/plugins", Some(token.trim())).await;
+    let (status, body) =
+        crate::support::http_get_with(server.api, "/v1/tenants/nobody/plugins", Some(token.trim()))
+            .await;
     assert_eq!(status, 404, "{body}");
-    let (status, body) = get(&server, "/v1/nothing-here", Some(token.trim())).await;
+    let (status, body) =
+        crate::support::http_get_with(server.api, "/v1/nothing-here", Some(token.trim())).await;
     assert_eq!(status, 404, "{body}");
 }
