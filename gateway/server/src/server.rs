@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use quiver_proto::ALPN;
 use quiver_session::{Authenticator, Limits};
-use quiver_storage::MessageLog;
+use quiver_storage::{MessageLog, Store};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -33,7 +33,8 @@ pub struct GatewayConfig {
     pub tls: Arc<rustls::ServerConfig>,
     pub auth: Arc<Authenticator>,
     pub limits: Limits,
-    pub store: Arc<dyn MessageLog>,
+    /// Messages, plugin key-value data and the plugin registry.
+    pub store: Arc<dyn Store>,
     pub channel_buffer: usize,
     pub shutdown_grace: Duration,
     pub reconnect_after_ms: u32,
@@ -116,8 +117,9 @@ impl Gateway {
             metrics,
         } = self;
         let hub = Arc::new(Hub::new(config.channel_buffer));
+        let log: Arc<dyn MessageLog> = config.store.clone();
         let (pipeline, sequencer) = PublishPipeline::start(
-            config.store.clone(),
+            log.clone(),
             hub.clone(),
             metrics.clone(),
             PipelineConfig::default(),
@@ -129,7 +131,7 @@ impl Gateway {
             limits: config.limits.clone(),
             pipeline,
             delivery: DeliveryContext {
-                store: config.store.clone(),
+                store: log.clone(),
                 hub,
                 metrics: metrics.clone(),
             },
@@ -140,7 +142,7 @@ impl Gateway {
         let shutting_down = Arc::new(AtomicBool::new(false));
         let ops_state = OpsState {
             metrics: metrics.clone(),
-            store: config.store.clone(),
+            store: log,
             shutting_down: shutting_down.clone(),
         };
         let ops_task = tokio::spawn(async move {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use quiver_proto::ALPN;
-use quiver_storage::MessageLog;
+use quiver_storage::Store;
 use quiver_storage::embedded::{EmbeddedConfig, EmbeddedStore};
 use tracing::info;
 
@@ -67,7 +67,7 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<EmbeddedStore>> {
 }
 
 /// Binds a gateway for `loaded` on top of an already open store.
-pub async fn bind(loaded: &Loaded, store: Arc<dyn MessageLog>) -> anyhow::Result<Gateway> {
+pub async fn bind(loaded: &Loaded, store: Arc<dyn Store>) -> anyhow::Result<Gateway> {
     let config = &loaded.config;
     std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
         format!(
