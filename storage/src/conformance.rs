@@ -1,4 +1,6 @@
-//! The conformance suite every [`MessageLog`] backend must pass.
+//! The conformance suite every backend must pass: [`MessageLog`],
+//! [`KeyValueStore`](crate::KeyValueStore) and
+//! [`PluginRegistry`](crate::PluginRegistry).
 //!
 //! Each case is a public `async fn` that takes a fresh store, so a backend's
 //! test binary can run them one per `#[test]`, or all at once with
@@ -28,20 +30,28 @@
 
 mod durability;
 mod idempotency;
+mod kv;
 mod ordering;
 mod reads;
+mod registry;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use crate::{Appended, ChannelKey, MessageId, MessageLog, NewMessage, ReadRange, StoredMessage};
+use crate::{
+    Appended, ChannelKey, MessageId, MessageLog, NewMessage, ReadRange, Store, StoredMessage,
+};
 
 pub use durability::reopen_keeps_acked;
 pub use idempotency::{
     duplicate_within_one_batch, idempotency_is_scoped_to_channel_and_tenant,
     retry_with_same_key_returns_original,
+};
+pub use kv::{
+    kv_concurrent_increments_are_exact, kv_is_scoped_by_tenant_and_namespace,
+    kv_rejects_invalid_input, kv_ttl_expires,
 };
 pub use ordering::{
     channels_are_independent, concurrent_appends_are_gap_free,
@@ -51,13 +61,18 @@ pub use reads::{
     fields_round_trip, head_tracks_last_offset, large_payloads_round_trip,
     paging_returns_every_message_once,
 };
+pub use registry::{
+    registry_activate_and_rollback, registry_active_plugins_across_tenants,
+    registry_delete_keeps_numbering, registry_large_component_round_trips,
+    registry_numbers_versions,
+};
 
 /// Runs every case that needs only a fresh store, each on a new store from
 /// `make`. Prints each case's name to stderr first, so a failure is easy
 /// to place.
 pub async fn run_all<S, F, Fut>(make: F)
 where
-    S: MessageLog,
+    S: Store,
     F: Fn() -> Fut,
     Fut: Future<Output = S>,
 {
@@ -80,6 +95,15 @@ where
         head_tracks_last_offset,
         fields_round_trip,
         large_payloads_round_trip,
+        kv_is_scoped_by_tenant_and_namespace,
+        kv_ttl_expires,
+        kv_concurrent_increments_are_exact,
+        kv_rejects_invalid_input,
+        registry_numbers_versions,
+        registry_activate_and_rollback,
+        registry_delete_keeps_numbering,
+        registry_active_plugins_across_tenants,
+        registry_large_component_round_trips,
     );
 }
 

@@ -23,6 +23,11 @@ pub enum StoreError {
     /// An I/O error from the embedded engine.
     #[error("storage I/O failed: {0}; check the data directory's disk and permissions")]
     Io(String),
+    /// The database refused the request for a reason a retry will not fix
+    /// (for example a schema that does not match this release). Needs an
+    /// operator.
+    #[error("the database rejected the request: {0}; check the schema and the database's logs")]
+    Backend(String),
     /// The store is shutting down.
     #[error("store is closed")]
     Closed,

@@ -67,3 +67,45 @@ pub trait KeyValueStore: Send + Sync + 'static {
         ttl: Option<Duration>,
     ) -> Result<i64, StoreError>;
 }
+
+/// Checks a scope and key against the limits every backend enforces: the
+/// tenant 1 to 255 bytes, the namespace (a plugin name) 1 to 64, the key 1
+/// to [`MAX_KV_KEY_BYTES`].
+pub(crate) fn validate_key(scope: &KvScope, key: &str) -> Result<(), StoreError> {
+    crate::registry::validate_name("tenant", &scope.tenant, 255)?;
+    crate::registry::validate_name(
+        "namespace",
+        &scope.namespace,
+        crate::registry::MAX_PLUGIN_NAME_BYTES,
+    )?;
+    crate::registry::validate_name("key", key, MAX_KV_KEY_BYTES)
+}
+
+/// Checks a value's size against [`MAX_KV_VALUE_BYTES`].
+pub(crate) fn validate_value(value: &[u8]) -> Result<(), StoreError> {
+    if value.len() > MAX_KV_VALUE_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "value is {} bytes; the limit is {MAX_KV_VALUE_BYTES}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The new value of an increment: `current` (the stored text, `None` when
+/// absent) plus `delta`. Shared so every backend parses and overflows alike.
+pub(crate) fn incremented(current: Option<&[u8]>, delta: i64) -> Result<i64, StoreError> {
+    let base = match current {
+        None => 0,
+        Some(bytes) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|text| text.parse::<i64>().ok())
+            .ok_or_else(|| {
+                StoreError::Invalid(
+                    "cannot increment a value that is not the decimal text of an i64".into(),
+                )
+            })?,
+    };
+    base.checked_add(delta)
+        .ok_or_else(|| StoreError::Invalid(format!("incrementing {base} by {delta} overflows i64")))
+}

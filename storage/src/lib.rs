@@ -2,7 +2,8 @@
 //!
 //! The gateway talks to storage only through the traits in this crate, so the
 //! embedded default ([`embedded::EmbeddedStore`], on fjall) and the ScyllaDB
-//! backend for multi-node deployments are interchangeable. Every key is
+//! backend for multi-node deployments (`scylla::ScyllaStore`, feature
+//! `scylla`, on by default) are interchangeable. Every key is
 //! scoped by tenant: a [`ChannelKey`] always carries its tenant, and no method
 //! takes a bare channel name.
 //!
@@ -16,13 +17,17 @@ mod registry;
 mod types;
 
 pub mod embedded;
+#[cfg(feature = "scylla")]
+pub mod scylla;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
 pub use error::StoreError;
 pub use kv::{KeyValueStore, KvScope, MAX_KV_KEY_BYTES, MAX_KV_VALUE_BYTES};
-pub use registry::{PluginRecord, PluginRegistry, PluginVersion, PluginVersionMeta};
+pub use registry::{
+    MAX_PLUGIN_NAME_BYTES, PluginRecord, PluginRegistry, PluginVersion, PluginVersionMeta,
+};
 pub use types::{
     Appended, ChannelKey, Direction, Header, MessageId, NewMessage, Offset, ReadRange,
     StoredMessage,

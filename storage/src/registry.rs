@@ -9,6 +9,9 @@ use bytes::Bytes;
 
 use crate::StoreError;
 
+/// Longest plugin name (and key-value namespace), in bytes.
+pub const MAX_PLUGIN_NAME_BYTES: usize = 64;
+
 /// One uploaded version of a plugin, without its bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PluginVersionMeta {
@@ -86,4 +89,53 @@ pub trait PluginRegistry: Send + Sync + 'static {
 
     /// Every plugin with an active version, across all tenants.
     async fn active_plugins(&self) -> Result<Vec<PluginRecord>, StoreError>;
+}
+
+/// Checks that `name` is 1 to `max` bytes; `what` names it in the error.
+pub(crate) fn validate_name(what: &str, name: &str, max: usize) -> Result<(), StoreError> {
+    if name.is_empty() {
+        return Err(StoreError::Invalid(format!("{what} is empty")));
+    }
+    if name.len() > max {
+        return Err(StoreError::Invalid(format!(
+            "{what} is {} bytes; the limit is {max}",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a tenant and plugin name against the limits every backend enforces.
+pub(crate) fn validate_plugin(tenant: &str, name: &str) -> Result<(), StoreError> {
+    validate_name("tenant name", tenant, 255)?;
+    validate_name("plugin name", name, MAX_PLUGIN_NAME_BYTES)
+}
+
+/// The record after activating `version`: the active one becomes
+/// `previous`, unless it is `version` itself (re-activating is a no-op).
+pub(crate) fn activated(record: &mut PluginRecord, version: u32) -> Result<(), StoreError> {
+    if !record.versions.iter().any(|v| v.version == version) {
+        return Err(StoreError::Invalid(format!(
+            "plugin {} has no version {version}",
+            record.name
+        )));
+    }
+    if record.active != Some(version) {
+        record.previous = record.active;
+        record.active = Some(version);
+    }
+    Ok(())
+}
+
+/// The record after a rollback, and the version it re-activated.
+pub(crate) fn rolled_back(record: &mut PluginRecord) -> Result<u32, StoreError> {
+    let Some(previous) = record.previous else {
+        return Err(StoreError::Invalid(format!(
+            "plugin {} has no previous version to roll back to",
+            record.name
+        )));
+    };
+    record.previous = record.active;
+    record.active = Some(previous);
+    Ok(previous)
 }

@@ -139,7 +139,7 @@ pub(crate) fn decode_head(value: &[u8]) -> Result<Offset, StoreError> {
         })
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -147,24 +147,24 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
 
 /// A bounds-checked cursor: every read past the end becomes `Corrupt`.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     what: &'static str,
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], what: &'static str) -> Self {
+    pub(crate) fn new(buf: &'a [u8], what: &'static str) -> Self {
         Self { buf, pos: 0, what }
     }
 
-    fn corrupt(&self, why: &str) -> StoreError {
+    pub(crate) fn corrupt(&self, why: &str) -> StoreError {
         StoreError::Corrupt {
             what: format!("{} value: {why} at byte {}", self.what, self.pos),
         }
@@ -179,16 +179,16 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
         let slice = self.take(N)?;
         <[u8; N]>::try_from(slice).map_err(|_| self.corrupt("short field"))
     }
 
-    fn u8(&mut self) -> Result<u8, StoreError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, StoreError> {
         Ok(self.array::<1>()?[0])
     }
 
-    fn varint(&mut self) -> Result<u64, StoreError> {
+    pub(crate) fn varint(&mut self) -> Result<u64, StoreError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let byte = self.u8()?;
@@ -200,14 +200,14 @@ impl<'a> Reader<'a> {
         Err(self.corrupt("varint longer than 10 bytes"))
     }
 
-    fn string(&mut self) -> Result<String, StoreError> {
+    pub(crate) fn string(&mut self) -> Result<String, StoreError> {
         let len = self.varint()?;
         let len = usize::try_from(len).map_err(|_| self.corrupt("length overflows usize"))?;
         let bytes = self.take(len)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| self.corrupt("text is not UTF-8"))
     }
 
-    fn rest(&mut self) -> &'a [u8] {
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
         let rest = self.buf.get(self.pos..).unwrap_or_default();
         self.pos = self.buf.len();
         rest

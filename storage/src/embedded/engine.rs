@@ -1,8 +1,9 @@
-//! The fjall database and its three keyspaces, plus the read paths. Reads
+//! The fjall database and its keyspaces, plus the read paths. Reads
 //! need no writer thread: fjall handles are thread-safe and a reader only
 //! ever sees whole, already-fsynced group commits (see `group.rs`).
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
@@ -25,6 +26,19 @@ pub(crate) struct Engine {
     /// the same atomic batch as the messages, and never lowered, so offsets
     /// are not reused even if old messages are trimmed some day.
     pub(crate) heads: Keyspace,
+    /// Plugin key-value data, keyed by tenant, namespace and key (`kv.rs`).
+    pub(crate) kv: Keyspace,
+    /// Plugin records (versions, active, previous) and per-name version
+    /// counters (`registry.rs`).
+    pub(crate) plugins: Keyspace,
+    /// Plugin component bytes, keyed by tenant, name and version. Apart from
+    /// the records so that listing plugins never reads megabytes of wasm.
+    pub(crate) components: Keyspace,
+    /// Serializes the read-modify-write paths of `kv` and `plugins`
+    /// (increment, version numbering, activation) and the sweep of `kv`.
+    /// Those calls are rare next to appends, so one lock is simpler than
+    /// routing them through the writer thread, and it never delays appends.
+    pub(crate) meta_lock: Arc<Mutex<()>>,
 }
 
 impl Engine {
@@ -44,6 +58,10 @@ impl Engine {
             messages: keyspace("messages")?,
             idempotency: keyspace("idempotency")?,
             heads: keyspace("heads")?,
+            kv: keyspace("kv")?,
+            plugins: keyspace("plugins")?,
+            components: keyspace("plugin_components")?,
+            meta_lock: Arc::new(Mutex::new(())),
             db,
         })
     }

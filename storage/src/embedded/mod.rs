@@ -1,11 +1,14 @@
-//! The embedded store: a [`MessageLog`] in a local fjall database, for
+//! The embedded store: a [`MessageLog`], [`KeyValueStore`](crate::KeyValueStore)
+//! and [`PluginRegistry`](crate::PluginRegistry) in a local fjall database, for
 //! single-node deployments and tests.
 //!
 //! - `keys.rs`: the tenant-scoped key layout;
 //! - `codec.rs`: the versioned value formats;
 //! - `writer.rs` and `group.rs`: the writer thread and its group commit;
 //! - `sweep.rs`: expiry of idempotency records;
-//! - `engine.rs`: the fjall handles and the read paths.
+//! - `engine.rs`: the fjall handles and the read paths;
+//! - `kv.rs`, `registry.rs` and `records.rs`: plugin key-value data and the
+//!   plugin registry, written outside the writer thread (see `kv.rs`).
 //!
 //! Appends go through one writer thread, which commits every call queued
 //! meanwhile as one atomic batch with one fsync. Reads do not involve the
@@ -18,6 +21,9 @@ mod config;
 mod engine;
 mod group;
 mod keys;
+mod kv;
+mod records;
+mod registry;
 mod sweep;
 mod writer;
 

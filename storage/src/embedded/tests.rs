@@ -104,6 +104,35 @@ fn sweep_deletes_only_expired_records_in_chunks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_deletes_expired_key_value_data() {
+    use crate::{KeyValueStore, KvScope};
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
+    let scope = KvScope::new("t", "p");
+    let short = Some(Duration::from_millis(1));
+    for i in 0..1500 {
+        let ttl = if i % 500 == 0 { None } else { short };
+        let value = Bytes::from_static(b"v");
+        store
+            .kv_set(&scope, &format!("k{i}"), value, ttl)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut sweeper = Sweeper::new(Duration::ZERO, 1_000);
+    sweeper.start_if_due();
+    while sweeper.active() {
+        sweeper.step(&store.engine);
+    }
+    assert_eq!(
+        store.engine.kv.iter().count(),
+        3,
+        "only the unexpired keys stay"
+    );
+    assert!(store.kv_get(&scope, "k500").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writer_sweeps_expired_keys_between_groups() {
     let dir = tempfile::tempdir().unwrap();
     let config = EmbeddedConfig::new(dir.path())

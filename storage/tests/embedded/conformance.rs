@@ -38,6 +38,15 @@ cases!(
     head_tracks_last_offset,
     fields_round_trip,
     large_payloads_round_trip,
+    kv_is_scoped_by_tenant_and_namespace,
+    kv_ttl_expires,
+    kv_concurrent_increments_are_exact,
+    kv_rejects_invalid_input,
+    registry_numbers_versions,
+    registry_activate_and_rollback,
+    registry_delete_keeps_numbering,
+    registry_active_plugins_across_tenants,
+    registry_large_component_round_trips,
 );
 
 /// `run_all` itself, as another backend would call it.
