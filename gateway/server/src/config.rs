@@ -38,6 +38,11 @@ pub struct ServerSection {
     /// Messages each channel's fan-out ring holds; a subscriber further
     /// behind live traffic is disconnected as a slow consumer.
     pub channel_buffer: usize,
+    /// Receive and send buffer size asked for the UDP socket. One socket
+    /// carries every connection, so the kernel default (~200 KiB) drops
+    /// packets under bursts. The kernel caps it at net.core.rmem_max /
+    /// wmem_max; the size granted is logged at start.
+    pub udp_socket_buffer_bytes: usize,
 }
 
 impl Default for ServerSection {
@@ -51,6 +56,7 @@ impl Default for ServerSection {
             shutdown_grace_ms: 10_000,
             reconnect_after_ms: 1_000,
             channel_buffer: 1024,
+            udp_socket_buffer_bytes: 4 * 1024 * 1024,
         }
     }
 }

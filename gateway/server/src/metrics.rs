@@ -76,6 +76,13 @@ impl Metrics {
         registry.register(Box::new(delivered.clone()))?;
         registry.register(Box::new(publish_duration.clone()))?;
         registry.register(Box::new(store_append_duration.clone()))?;
+        // Every code starts at 0, so dashboards and alerts see a series (and
+        // a rate of 0) before the first error of that kind.
+        for &code in quiver_proto::fb::ErrorCode::ENUM_VALUES {
+            if code != quiver_proto::fb::ErrorCode::None {
+                connection_errors.with_label_values(&[code.variant_name().unwrap_or("Unknown")]);
+            }
+        }
         registry.register(Box::new(connection_errors.clone()))?;
         registry.register(Box::new(store_errors.clone()))?;
         #[cfg(target_os = "linux")]

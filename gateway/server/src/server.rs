@@ -36,6 +36,7 @@ pub struct GatewayConfig {
     /// Messages, plugin key-value data and the plugin registry.
     pub store: Arc<dyn Store>,
     pub channel_buffer: usize,
+    pub udp_socket_buffer_bytes: usize,
     pub shutdown_grace: Duration,
     pub reconnect_after_ms: u32,
     /// Tenant plugins; `NoHooks` for none.
@@ -71,8 +72,15 @@ pub struct Gateway {
 impl Gateway {
     pub async fn bind(config: GatewayConfig) -> anyhow::Result<Self> {
         let server_config = quic::endpoint_config(config.tls.clone(), &config.limits)?;
-        let endpoint = quinn::Endpoint::server(server_config, config.listen)
+        let socket = quic::bind_udp(config.listen, config.udp_socket_buffer_bytes)
             .with_context(|| format!("cannot bind UDP {}", config.listen))?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server_config),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .with_context(|| format!("cannot start QUIC on UDP {}", config.listen))?;
         let ops = tokio::net::TcpListener::bind(config.ops_listen)
             .await
             .with_context(|| format!("cannot bind TCP {} for ops", config.ops_listen))?;

@@ -101,6 +101,7 @@ pub async fn bind(loaded: &Loaded, store: Arc<dyn Store>) -> anyhow::Result<Gate
         limits,
         store,
         channel_buffer: config.server.channel_buffer,
+        udp_socket_buffer_bytes: config.server.udp_socket_buffer_bytes,
         shutdown_grace: Duration::from_millis(config.server.shutdown_grace_ms),
         reconnect_after_ms: config.server.reconnect_after_ms,
         hooks: Arc::new(crate::hooks::NoHooks),

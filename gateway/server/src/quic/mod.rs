@@ -6,7 +6,9 @@
 
 mod config;
 mod lanes;
+mod socket;
 mod transport;
 
 pub use config::endpoint_config;
+pub use socket::bind_udp;
 pub(crate) use transport::accept;
