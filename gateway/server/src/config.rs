@@ -149,8 +149,10 @@ impl LimitsSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
-    /// `embedded` (the default, under data_dir/store).
-    pub kind: String,
+    /// `embedded` (the default: fjall under data_dir/store), or
+    /// `scylla://host1:9042,host2:9042/keyspace[?options]` for a ScyllaDB
+    /// (or Cassandra) cluster shared by several gateway nodes.
+    pub url: String,
     /// How long idempotency keys are remembered.
     pub idempotency_window_secs: u64,
 }
@@ -158,7 +160,7 @@ pub struct StoreSection {
 impl Default for StoreSection {
     fn default() -> Self {
         Self {
-            kind: "embedded".into(),
+            url: "embedded".into(),
             idempotency_window_secs: 24 * 3600,
         }
     }

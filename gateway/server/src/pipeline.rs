@@ -163,25 +163,7 @@ impl Sequencer {
         warn!(%error, messages = group.len(), "store append failed; publishers get an error");
         self.metrics.store_errors.inc();
         for job in group.drain(..) {
-            let _ = job.reply.send(Err(clone_error(error)));
+            let _ = job.reply.send(Err(error.clone()));
         }
-    }
-}
-
-/// `StoreError` holds strings, not sources, so each publisher gets its own
-/// copy of the group's error.
-fn clone_error(error: &StoreError) -> StoreError {
-    match error {
-        StoreError::Unavailable {
-            reason,
-            retry_after,
-        } => StoreError::Unavailable {
-            reason: reason.clone(),
-            retry_after: *retry_after,
-        },
-        StoreError::Corrupt { what } => StoreError::Corrupt { what: what.clone() },
-        StoreError::Invalid(s) => StoreError::Invalid(s.clone()),
-        StoreError::Io(s) => StoreError::Io(s.clone()),
-        _ => StoreError::Closed,
     }
 }

@@ -9,6 +9,7 @@ use anyhow::{Context as _, bail};
 use quiver_proto::ALPN;
 use quiver_storage::Store;
 use quiver_storage::embedded::{EmbeddedConfig, EmbeddedStore};
+use quiver_storage::scylla::{ScyllaConfig, ScyllaStore};
 use tracing::info;
 
 use crate::config::Config;
@@ -48,22 +49,56 @@ impl Loaded {
     }
 }
 
-/// Opens the store the config names.
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<EmbeddedStore>> {
-    if config.store.kind != "embedded" {
-        bail!(
-            "store.kind {:?} is not supported; use \"embedded\"",
-            config.store.kind
-        );
+/// An open store, kept by its concrete type so it can be closed cleanly.
+#[derive(Debug, Clone)]
+pub enum OpenStore {
+    Embedded(Arc<EmbeddedStore>),
+    Scylla(Arc<ScyllaStore>),
+}
+
+impl OpenStore {
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            OpenStore::Embedded(store) => store.clone(),
+            OpenStore::Scylla(store) => store.clone(),
+        }
     }
-    let path = config.server.data_dir.join("store");
-    let store = EmbeddedStore::open(
-        EmbeddedConfig::new(&path)
-            .idempotency_window(Duration::from_secs(config.store.idempotency_window_secs)),
-    )
-    .with_context(|| format!("cannot open the embedded store at {}", path.display()))?;
-    info!(path = %path.display(), "embedded store open");
-    Ok(Arc::new(store))
+
+    /// Finishes what was accepted and releases the store.
+    pub async fn close(&self) {
+        match self {
+            OpenStore::Embedded(store) => store.close().await,
+            OpenStore::Scylla(store) => store.close().await,
+        }
+    }
+}
+
+/// Opens the store the config names. A ScyllaDB cluster that cannot be
+/// reached yet is retried with backoff (each attempt logged) until it
+/// answers: a gateway started before its database comes up by itself.
+pub async fn open_store(config: &Config) -> anyhow::Result<OpenStore> {
+    let window = Duration::from_secs(config.store.idempotency_window_secs);
+    let url = config.store.url.as_str();
+    if url == "embedded" {
+        let path = config.server.data_dir.join("store");
+        let store = EmbeddedStore::open(EmbeddedConfig::new(&path).idempotency_window(window))
+            .with_context(|| format!("cannot open the embedded store at {}", path.display()))?;
+        info!(path = %path.display(), "embedded store open");
+        return Ok(OpenStore::Embedded(Arc::new(store)));
+    }
+    if url.starts_with("scylla://") || url.starts_with("cql://") {
+        let scylla = ScyllaConfig::from_url(url)?.idempotency_window(window);
+        info!(
+            nodes = ?scylla.nodes,
+            keyspace = %scylla.keyspace,
+            node_id = %scylla.node_id,
+            "connecting to ScyllaDB"
+        );
+        let store = ScyllaStore::connect_with_retry(scylla, None).await?;
+        info!("ScyllaDB store ready");
+        return Ok(OpenStore::Scylla(Arc::new(store)));
+    }
+    bail!("store.url {url:?} is neither \"embedded\" nor a scylla://host:port/keyspace URL")
 }
 
 /// Binds a gateway for `loaded` on top of an already open store.

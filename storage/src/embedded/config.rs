@@ -36,8 +36,8 @@ pub struct EmbeddedConfig {
     /// Append calls that may wait for the writer thread before `append`
     /// itself waits (backpressure). Default: 1024.
     pub queue_depth: usize,
-    /// How often the writer thread sweeps expired idempotency records off
-    /// disk. Lookups already ignore expired records; the sweep only
+    /// How often the writer thread sweeps expired idempotency records and
+    /// expired key-value data off disk. Lookups already ignore expired records; the sweep only
     /// reclaims space. Default: 5 minutes.
     pub sweep_interval: Duration,
 }

@@ -9,9 +9,9 @@ use super::Inner;
 use super::db::{Failure, unavailable};
 use super::log::{bucket, seq, to_cql_ts};
 use super::sequencer::SeqState;
-use crate::{Appended, ChannelKey, NewMessage, Offset};
+use crate::{Appended, ChannelKey, NewMessage, Offset, StoreError};
 
-/// One unlogged batch carries at most this many payload bytes. Batches of
+/// One unlogged batch carries at most about this many bytes of rows. Batches of
 /// one partition are applied atomically, but databases refuse large ones
 /// (Cassandra's `batch_size_fail_threshold` is 50 KiB by default).
 const MAX_BATCH_BYTES: usize = 32 * 1024;
@@ -46,8 +46,8 @@ impl Inner {
         if let Some(until) = state.cooldown_until {
             let now = Instant::now();
             if now < until {
-                return Err(super::db::Failure {
-                    error: crate::StoreError::Unavailable {
+                return Err(Failure {
+                    error: StoreError::Unavailable {
                         reason: "a recent write to this channel has an unknown outcome; \
                                  waiting for it to settle"
                             .into(),
@@ -170,9 +170,9 @@ impl Inner {
             let mut bytes = 0;
             while end < rows.len()
                 && bucket(rows[end].0) == first_bucket
-                && (end == start || bytes + rows[end].1.payload.len() <= MAX_BATCH_BYTES)
+                && (end == start || bytes + row_bytes(key, rows[end].1) <= MAX_BATCH_BYTES)
             {
-                bytes += rows[end].1.payload.len();
+                bytes += row_bytes(key, rows[end].1);
                 end += 1;
             }
             let values: Vec<MessageRow<'_>> = rows[start..end]
@@ -213,4 +213,16 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// About how many bytes a message row adds to a batch: every column, plus
+/// a fixed allowance for the key, clustering and cell overhead.
+fn row_bytes(key: &ChannelKey, m: &NewMessage) -> usize {
+    let headers: usize = m
+        .headers
+        .iter()
+        .map(|h| h.name.len() + h.value.len() + 8)
+        .sum();
+    let idem = m.idempotency_key.as_deref().map_or(0, str::len);
+    key.tenant.len() + key.channel.len() + m.sender.len() + m.payload.len() + headers + idem + 96
 }

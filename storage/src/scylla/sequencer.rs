@@ -203,9 +203,10 @@ async fn commit(
     }
 }
 
-/// How long a channel waits after a write with an unknown outcome: the
-/// database's own write timeout is shorter than our request timeout, so by
-/// then the write has been applied or dropped by every replica.
+/// How long a channel waits after a write with an unknown outcome. The
+/// database's own write timeout (2 s by default on Cassandra and ScyllaDB)
+/// is shorter than our request timeout, so by then the coordinator has
+/// finished with the write, applied or not, and a head read sees the result.
 fn cooldown(inner: &Inner) -> Duration {
     inner.config.request_timeout
 }

@@ -22,6 +22,10 @@ pub(super) struct ServeArgs {
     /// TCP address of the HTTP API: plugin admin (default 127.0.0.1:8080).
     #[arg(long)]
     api_listen: Option<SocketAddr>,
+    /// The store: `embedded` or scylla://host:9042[,host2:9042]/keyspace
+    /// (overrides store.url).
+    #[arg(long, env = "QUIVER_STORE")]
+    store: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -42,8 +46,11 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(api) = args.api_listen {
         loaded.config.api.listen = api;
     }
-    let store = open_store(&loaded.config)?;
-    let gateway = bind(&loaded, store.clone()).await?;
+    if let Some(store) = args.store {
+        loaded.config.store.url = store;
+    }
+    let store = open_store(&loaded.config).await?;
+    let gateway = bind(&loaded, store.store()).await?;
     info!(
         quic = %gateway.local_addr()?,
         ops = %gateway.ops_addr()?,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use quiver_server::config::Config;
 use serde_yaml::Value as Yaml;
 
-use crate::support::{duration, note, path, read, yaml};
+use crate::support::{duration, path, read, yaml};
 
 /// `[host_ip:]host_port:container_port[/proto]` of a compose `ports` entry.
 struct Published {
@@ -44,32 +44,13 @@ fn listener_ports(config: &Config) -> BTreeSet<String> {
     ])
 }
 
-/// Reads the compose gateway config. `[store] url` (the ScyllaDB backend)
-/// may not be a `Config` key yet: then the rest is checked without it and
-/// a note says so. Returns the config and the raw store URL.
+/// Reads the compose gateway config; returns it and its store URL.
 fn compose_config() -> (Config, String) {
     let text = read("compose/quiver.toml");
-    let mut table: toml::Table = toml::from_str(&text).expect("compose/quiver.toml is TOML");
-    let url = table["store"]["url"]
-        .as_str()
-        .expect("compose/quiver.toml: [store] url")
-        .to_owned();
-    let config = match toml::from_str::<Config>(&text) {
-        Ok(config) => config,
-        Err(error) if error.to_string().contains("unknown field `url`") => {
-            note(
-                "compose/quiver.toml sets [store] url (the ScyllaDB store), which the gateway's \
-                 Config does not know yet; the rest of the file was checked without it",
-            );
-            if let Some(store) = table.get_mut("store").and_then(|s| s.as_table_mut()) {
-                store.remove("url");
-            }
-            toml::Value::Table(table)
-                .try_into()
-                .unwrap_or_else(|e| panic!("compose/quiver.toml without [store] url: {e}"))
-        }
-        Err(error) => panic!("compose/quiver.toml is not a valid gateway config: {error}"),
-    };
+    let config = toml::from_str::<Config>(&text).unwrap_or_else(|error| {
+        panic!("compose/quiver.toml is not a valid gateway config: {error}")
+    });
+    let url = config.store.url.clone();
     (config, url)
 }
 

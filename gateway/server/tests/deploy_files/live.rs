@@ -59,8 +59,8 @@ async fn scrape_a_busy_gateway() -> String {
         dev: true,
         base: PathBuf::from("."),
     };
-    let store = open_store(&loaded.config).expect("store");
-    let gateway = bind(&loaded, store.clone()).await.expect("bind");
+    let store = open_store(&loaded.config).await.expect("store");
+    let gateway = bind(&loaded, store.store()).await.expect("bind");
     let (quic, ops) = (
         gateway.local_addr().expect("addr"),
         gateway.ops_addr().expect("ops"),

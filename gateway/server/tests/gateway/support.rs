@@ -84,8 +84,8 @@ impl TestServer {
             dev,
             base: PathBuf::from("."),
         };
-        let store = open_store(&loaded.config).expect("store");
-        let gateway = bind(&loaded, store.clone()).await.expect("bind");
+        let store = open_store(&loaded.config).await.expect("store");
+        let gateway = bind(&loaded, store.store()).await.expect("bind");
         let addr = gateway.local_addr().expect("addr");
         let ops = gateway.ops_addr().expect("ops addr");
         let api = gateway.api_addr().expect("api addr");
@@ -254,6 +254,8 @@ impl ChildServer {
                 "127.0.0.1:0",
                 "--ops-listen",
                 "127.0.0.1:0",
+                "--api-listen",
+                "127.0.0.1:0",
                 "--log-json",
             ])
             .stdout(std::process::Stdio::null())
@@ -264,15 +266,16 @@ impl ChildServer {
         let stderr = process.stderr.take().expect("stderr");
         let mut lines = tokio::io::BufReader::new(stderr).lines();
         let addr = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut log = Vec::new();
             while let Some(line) = lines.next_line().await.expect("read log") {
-                let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
-                    continue;
-                };
-                if let Some(quic) = entry["fields"]["quic"].as_str() {
+                if let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let Some(quic) = entry["fields"]["quic"].as_str()
+                {
                     return quic.parse::<SocketAddr>().expect("quic addr");
                 }
+                log.push(line);
             }
-            panic!("server exited before listening");
+            panic!("server exited before listening:\n{}", log.join("\n"));
         })
         .await
         .expect("server starts");
