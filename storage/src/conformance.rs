@@ -32,6 +32,7 @@ mod durability;
 mod idempotency;
 mod kv;
 mod ordering;
+pub mod proxy;
 mod reads;
 mod registry;
 

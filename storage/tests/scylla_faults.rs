@@ -5,9 +5,6 @@
 //! `QUIVER_CQL_NODE`, like `tests/scylla.rs`.
 #![cfg(feature = "cql-tests")]
 
-#[path = "scylla_faults/proxy.rs"]
-mod proxy;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,7 +13,7 @@ use bytes::Bytes;
 use quiver_storage::scylla::{ScyllaConfig, ScyllaStore};
 use quiver_storage::{ChannelKey, MessageId, MessageLog, NewMessage, ReadRange, StoreError};
 
-use proxy::Proxy;
+use quiver_storage::conformance::proxy::Proxy;
 
 fn node() -> SocketAddr {
     let node = std::env::var("QUIVER_CQL_NODE").unwrap_or_else(|_| {

@@ -11,5 +11,7 @@ mod durability;
 mod ops;
 mod raw;
 mod resume;
+#[cfg(feature = "cql-tests")]
+mod scylla;
 mod support;
 mod tenants;

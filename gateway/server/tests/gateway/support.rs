@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use quiver_client::{Client, ClientConfig, Reconnect, Trust};
 use quiver_server::config::Config;
-use quiver_server::setup::{Loaded, bind, open_store};
+use quiver_server::setup::{Loaded, OpenStore, bind, open_store};
 use quiver_session::Claims;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -63,6 +63,17 @@ impl TestServer {
 
     /// Like `start_in`, on a given UDP address (to restart in place).
     pub async fn start_on(data: Arc<TempDir>, extra: &str, listen: SocketAddr) -> TestServer {
+        Self::start_with(data, extra, listen, None).await
+    }
+
+    /// The general form: `store` replaces the one the config names (to put
+    /// a fault-injecting proxy in front of a database).
+    pub async fn start_with(
+        data: Arc<TempDir>,
+        extra: &str,
+        listen: SocketAddr,
+        store: Option<OpenStore>,
+    ) -> TestServer {
         let mut config: Config = toml::from_str(extra).expect("test config");
         config.server.listen = listen;
         config.server.ops_listen = "127.0.0.1:0".parse().expect("addr");
@@ -84,7 +95,10 @@ impl TestServer {
             dev,
             base: PathBuf::from("."),
         };
-        let store = open_store(&loaded.config).await.expect("store");
+        let store = match store {
+            Some(store) => store,
+            None => open_store(&loaded.config).await.expect("store"),
+        };
         let gateway = bind(&loaded, store.store()).await.expect("bind");
         let addr = gateway.local_addr().expect("addr");
         let ops = gateway.ops_addr().expect("ops addr");
@@ -238,6 +252,15 @@ impl ChildServer {
     /// Starts `quiver serve` with its data in `dir/data`: in dev mode, or
     /// with `config` written to `dir/quiver.toml`.
     pub async fn spawn(dir: &std::path::Path, config: Option<&str>) -> ChildServer {
+        Self::spawn_with_log(dir, config).await.0
+    }
+
+    /// Like `spawn`, also returning what the server logged before it
+    /// listened.
+    pub async fn spawn_with_log(
+        dir: &std::path::Path,
+        config: Option<&str>,
+    ) -> (ChildServer, Vec<String>) {
         use tokio::io::AsyncBufReadExt as _;
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_quiver"));
         command.arg("serve");
@@ -265,13 +288,13 @@ impl ChildServer {
             .expect("spawn quiver serve");
         let stderr = process.stderr.take().expect("stderr");
         let mut lines = tokio::io::BufReader::new(stderr).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        let (addr, log) = tokio::time::timeout(Duration::from_secs(60), async {
             let mut log = Vec::new();
             while let Some(line) = lines.next_line().await.expect("read log") {
                 if let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line)
                     && let Some(quic) = entry["fields"]["quic"].as_str()
                 {
-                    return quic.parse::<SocketAddr>().expect("quic addr");
+                    return (quic.parse::<SocketAddr>().expect("quic addr"), log);
                 }
                 log.push(line);
             }
@@ -281,6 +304,6 @@ impl ChildServer {
         .expect("server starts");
         // Keep draining the log so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        ChildServer { process, addr }
+        (ChildServer { process, addr }, log)
     }
 }

@@ -1,6 +1,6 @@
-//! A TCP proxy the test can cut (every open connection is dropped and new
+//! A TCP proxy a test can cut (every open connection is dropped and new
 //! ones are closed at once, as when the database host goes away) and
-//! restore.
+//! restore: fault injection for the storage and gateway tests.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -9,7 +9,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub(crate) struct Proxy {
+#[derive(Debug)]
+pub struct Proxy {
     addr: SocketAddr,
     /// `true` while cut.
     cut: watch::Sender<bool>,
@@ -19,7 +20,7 @@ pub(crate) struct Proxy {
 }
 
 impl Proxy {
-    pub(crate) async fn start(upstream: SocketAddr) -> Self {
+    pub async fn start(upstream: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
         let (cut, cut_rx) = watch::channel(false);
@@ -53,18 +54,18 @@ impl Proxy {
         }
     }
 
-    pub(crate) fn addr(&self) -> SocketAddr {
+    pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    pub(crate) fn cut(&self) {
+    pub fn cut(&self) {
         self.cut.send_replace(true);
         for conn in self.conns.lock().expect("conns").drain(..) {
             conn.abort();
         }
     }
 
-    pub(crate) fn restore(&self) {
+    pub fn restore(&self) {
         self.cut.send_replace(false);
     }
 }
