@@ -13,6 +13,7 @@ use serde::Deserialize;
 pub struct Config {
     pub server: ServerSection,
     pub api: ApiSection,
+    pub plugins: PluginsSection,
     pub limits: LimitsSection,
     pub store: StoreSection,
     pub tenants: Vec<TenantSection>,
@@ -81,6 +82,32 @@ impl Default for ApiSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_token_file: None,
             max_upload_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// Limits every plugin call runs under (see docs/PLUGINS.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsSection {
+    /// CPU time one hook call may burn before it is cut.
+    pub cpu_budget_ms: u64,
+    /// Wall-clock time one hook call may take, storage waits included.
+    pub wall_deadline_ms: u64,
+    /// Linear memory one plugin instance may grow to.
+    pub memory_limit_bytes: usize,
+    /// Plugin instances the process may hold at once (pooled).
+    pub max_instances: u32,
+}
+
+impl Default for PluginsSection {
+    fn default() -> Self {
+        let host = quiver_plugin_host::HostConfig::new("unused");
+        Self {
+            cpu_budget_ms: u64::try_from(host.default_cpu_budget.as_millis()).unwrap_or(u64::MAX),
+            wall_deadline_ms: u64::try_from(host.wall_deadline.as_millis()).unwrap_or(u64::MAX),
+            memory_limit_bytes: host.memory_limit_bytes,
+            max_instances: host.max_instances,
         }
     }
 }

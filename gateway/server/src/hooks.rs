@@ -1,5 +1,6 @@
 //! What the connection runtime needs from tenant plugins. The trait lives
-//! here, in the crate that calls it; the wasm plugin host implements it.
+//! here, in the crate that calls it; `plugins::WasmPlugins` implements it
+//! with the wasm plugin host.
 
 use futures::future::BoxFuture;
 use quiver_session::{HookCall, HookVerdict};
@@ -45,22 +46,4 @@ pub trait Hooks: Send + Sync + 'static {
         context: HookContext<'a>,
         call: &'a HookCall,
     ) -> BoxFuture<'a, HookVerdict>;
-}
-
-/// A gateway without plugins: every hook allows.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoHooks;
-
-impl Hooks for NoHooks {
-    fn wants(&self, _tenant: &str, _hook: HookKind) -> bool {
-        false
-    }
-
-    fn run<'a>(
-        &'a self,
-        _context: HookContext<'a>,
-        _call: &'a HookCall,
-    ) -> BoxFuture<'a, HookVerdict> {
-        Box::pin(async { HookVerdict::Allow })
-    }
 }

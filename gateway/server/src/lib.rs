@@ -8,6 +8,8 @@
 //! - [`pipeline`]: group-commits publishes to the store, acks, fans out;
 //! - [`hub`] and [`delivery`]: per-channel fan-out and ordered delivery;
 //! - [`ops`] and [`metrics`]: health, readiness and Prometheus metrics;
+//! - [`api`]: the HTTP API (plugin administration);
+//! - [`hooks`] and [`plugins`]: tenant plugins on connect, subscribe, publish;
 //! - [`config`], [`tenants`], [`tls`], [`setup`]: turning files into a running server.
 
 pub mod api;
@@ -19,6 +21,7 @@ pub mod hub;
 pub mod metrics;
 pub mod ops;
 pub mod pipeline;
+pub mod plugins;
 pub mod quic;
 pub mod server;
 pub mod setup;

@@ -24,6 +24,7 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::ops::{OpsState, router};
 use crate::pipeline::{PipelineConfig, PublishPipeline};
+use crate::plugins::PluginPublisher;
 use crate::quic;
 
 /// Everything a gateway needs, already loaded.
@@ -39,7 +40,7 @@ pub struct GatewayConfig {
     pub udp_socket_buffer_bytes: usize,
     pub shutdown_grace: Duration,
     pub reconnect_after_ms: u32,
-    /// Tenant plugins; `NoHooks` for none.
+    /// Tenant plugins.
     pub hooks: Arc<dyn Hooks>,
     /// TCP address of the HTTP API.
     pub api_listen: SocketAddr,
@@ -47,6 +48,11 @@ pub struct GatewayConfig {
     pub admin_token: Arc<str>,
     pub plugin_admin: Arc<dyn PluginAdmin>,
     pub max_upload_bytes: usize,
+    /// Where the gateway's metrics (and the plugin host's) are registered.
+    pub metrics: Metrics,
+    /// Plugins' publish capability, connected to the pipeline while the
+    /// gateway runs.
+    pub plugin_publisher: Option<PluginPublisher>,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -87,7 +93,7 @@ impl Gateway {
         let api_listener = tokio::net::TcpListener::bind(config.api_listen)
             .await
             .with_context(|| format!("cannot bind TCP {} for the HTTP API", config.api_listen))?;
-        let metrics = Metrics::new().context("cannot register metrics")?;
+        let metrics = config.metrics.clone();
         Ok(Self {
             endpoint,
             ops,
@@ -132,6 +138,9 @@ impl Gateway {
             metrics.clone(),
             PipelineConfig::default(),
         );
+        if let Some(publisher) = &config.plugin_publisher {
+            publisher.attach(Some(pipeline.clone()));
+        }
         let (stop, stopped) = watch::channel(false);
         let shared = Arc::new(Shared {
             hooks: config.hooks.clone(),
@@ -206,9 +215,12 @@ impl Gateway {
             warn!("connections did not close in time; aborting them");
             connections.shutdown().await;
         }
-        // The last handle to the pipeline goes with `shared`; the sequencer
-        // then drains what was accepted and exits.
+        // The last handles to the pipeline go with `shared` and the plugin
+        // publisher; the sequencer then drains what was accepted and exits.
         drop(shared);
+        if let Some(publisher) = &config.plugin_publisher {
+            publisher.attach(None);
+        }
         let _ = sequencer.await;
         endpoint.close(
             u32::from(quiver_proto::fb::ErrorCode::GoingAway.0).into(),

@@ -13,9 +13,12 @@ use quiver_storage::scylla::{ScyllaConfig, ScyllaStore};
 use tracing::info;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::plugins::{PluginPublisher, WasmPlugins};
 use crate::server::{Gateway, GatewayConfig};
 use crate::tenants::{admin_token, authenticator};
 use crate::tls::Identity;
+use quiver_plugin_host::{HostConfig, HostServices, PluginHost};
 
 /// The loaded configuration and where relative paths in it resolve from.
 #[derive(Debug)]
@@ -128,6 +131,10 @@ pub async fn bind(loaded: &Loaded, store: Arc<dyn Store>) -> anyhow::Result<Gate
     )?;
     let auth = authenticator(config, loaded.dev, &loaded.base)?;
     let admin_token = admin_token(config, &loaded.base)?;
+    let metrics = Metrics::new().context("cannot register metrics")?;
+    let publisher = PluginPublisher::default();
+    let host = start_plugin_host(config, store.clone(), publisher.clone(), &metrics).await?;
+    let plugins = Arc::new(WasmPlugins::new(host));
     Gateway::bind(GatewayConfig {
         listen: config.server.listen,
         ops_listen: config.server.ops_listen,
@@ -139,11 +146,49 @@ pub async fn bind(loaded: &Loaded, store: Arc<dyn Store>) -> anyhow::Result<Gate
         udp_socket_buffer_bytes: config.server.udp_socket_buffer_bytes,
         shutdown_grace: Duration::from_millis(config.server.shutdown_grace_ms),
         reconnect_after_ms: config.server.reconnect_after_ms,
-        hooks: Arc::new(crate::hooks::NoHooks),
+        hooks: plugins.clone(),
         api_listen: config.api.listen,
         admin_token: admin_token.into(),
-        plugin_admin: Arc::new(crate::api::DisabledPlugins),
+        plugin_admin: plugins,
         max_upload_bytes: config.api.max_upload_bytes,
+        metrics,
+        plugin_publisher: Some(publisher),
     })
     .await
+}
+
+/// Starts the plugin host and loads every active plugin from the store
+/// (compiled artifacts come from the disk cache after the first start).
+async fn start_plugin_host(
+    config: &Config,
+    store: Arc<dyn Store>,
+    publisher: PluginPublisher,
+    metrics: &Metrics,
+) -> anyhow::Result<PluginHost> {
+    let section = &config.plugins;
+    let host_config = HostConfig::new(config.server.data_dir.join("plugin-cache"))
+        .max_component_bytes(config.api.max_upload_bytes)
+        .default_cpu_budget(Duration::from_millis(section.cpu_budget_ms))
+        .wall_deadline(Duration::from_millis(section.wall_deadline_ms))
+        .memory_limit_bytes(section.memory_limit_bytes)
+        .max_instances(section.max_instances);
+    let host = PluginHost::new(
+        host_config,
+        HostServices {
+            store,
+            publisher: Arc::new(publisher),
+            metrics: metrics.registry.clone(),
+        },
+    )
+    .context("cannot start the plugin host")?;
+    let report = host.load_active().await.context("cannot load plugins")?;
+    info!(
+        loaded = report.loaded,
+        failed = report.failed.len(),
+        "plugins loaded"
+    );
+    for (tenant, name, version, error) in &report.failed {
+        tracing::warn!(%tenant, plugin = %name, version, %error, "plugin failed to load; its failure policy applies");
+    }
+    Ok(host)
 }

@@ -13,7 +13,7 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 
 pub use error::ApiError;
-pub use plugins::{DisabledPlugins, PluginAdmin};
+pub use plugins::PluginAdmin;
 
 /// What the API handlers share.
 #[derive(Clone)]

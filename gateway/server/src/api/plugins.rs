@@ -43,47 +43,6 @@ pub trait PluginAdmin: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<bool, ApiError>>;
 }
 
-/// A gateway built without a plugin host.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DisabledPlugins;
-
-fn disabled<'a, T: Send + 'a>() -> BoxFuture<'a, Result<T, ApiError>> {
-    Box::pin(async {
-        Err(ApiError::unavailable(
-            "plugins are not enabled on this gateway",
-        ))
-    })
-}
-
-impl PluginAdmin for DisabledPlugins {
-    fn upload<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-        _: Bytes,
-        _: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<PluginVersionMeta, ApiError>> {
-        disabled()
-    }
-    fn list<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<PluginRecord>, ApiError>> {
-        disabled()
-    }
-    fn activate<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-        _: u32,
-    ) -> BoxFuture<'a, Result<(), ApiError>> {
-        disabled()
-    }
-    fn rollback<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<u32, ApiError>> {
-        disabled()
-    }
-    fn delete<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<bool, ApiError>> {
-        disabled()
-    }
-}
-
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/", get(list))

@@ -18,3 +18,6 @@ mod live;
 mod promql;
 mod structure;
 mod support;
+
+#[path = "../../../../plugins/host/tests/support/build.rs"]
+mod build;

@@ -1,8 +1,6 @@
 //! Reading the files in `deploy/` and the durations written in them, and
 //! notes shown in the test output.
 
-use std::collections::BTreeSet;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -27,18 +25,6 @@ pub fn yaml(relative: &str) -> Yaml {
 pub fn dashboard() -> Json {
     serde_json::from_str(&read("grafana/quiver-dashboard.json"))
         .unwrap_or_else(|e| panic!("the dashboard is not valid JSON: {e}"))
-}
-
-/// A note that shows in `cargo test` output even when the test passes
-/// (libtest captures `println!`, not direct writes to stderr), once.
-pub fn note(text: &str) {
-    static SHOWN: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
-    let mut shown = SHOWN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if shown.insert(text.to_owned()) {
-        let _ = writeln!(std::io::stderr(), "NOTE (deploy_files): {text}");
-    }
 }
 
 /// `30s`, `1min`, `1m30s`, `20` (seconds): the systemd and compose forms used here.

@@ -9,6 +9,7 @@ mod chat;
 mod cli;
 mod durability;
 mod ops;
+mod plugins;
 mod raw;
 mod resume;
 #[cfg(feature = "cql-tests")]
