@@ -122,7 +122,7 @@ pub(super) async fn run(args: PluginArgs) -> anyhow::Result<()> {
             }
             request
         }
-        PluginCommand::List { tenant } => http.get(args.api.url(tenant, "/")),
+        PluginCommand::List { tenant } => http.get(args.api.url(tenant, "")),
         PluginCommand::Activate {
             tenant,
             name,

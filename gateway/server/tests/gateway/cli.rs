@@ -126,3 +126,68 @@ async fn quickstart_token_sub_pub_history() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_commands_upload_list_and_roll_back() {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let server = ChildServer::spawn(dir.path(), None).await;
+    let data = data(dir.path());
+    let api = format!("http://{}", server.api);
+    let wasm = crate::plugins::build::built().join("enricher.wasm");
+    let wasm = wasm.display().to_string();
+    let common = [
+        "--api",
+        api.as_str(),
+        "--data-dir",
+        data.as_str(),
+        "--tenant",
+        "demo",
+    ];
+    for config in [
+        r#"{"sender_header": "x-v1"}"#,
+        r#"{"sender_header": "x-v2"}"#,
+    ] {
+        let mut args = vec!["plugin", "upload"];
+        args.extend(common);
+        args.extend(["--name", "30-enrich", wasm.as_str(), "--config", config]);
+        let uploaded = output(quiver(&args, &[])).await;
+        assert_eq!(uploaded[0]["active"], true);
+    }
+    let mut args = vec!["plugin", "list"];
+    args.extend(common);
+    let listed = output(quiver(&args, &[])).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["name"], "30-enrich");
+    assert_eq!(listed[0]["active"], 2);
+    assert_eq!(listed[0]["versions"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        listed[0]["versions"][0]["sha256"].as_str().map(str::len),
+        Some(64)
+    );
+
+    let mut args = vec!["plugin", "rollback"];
+    args.extend(common);
+    args.extend(["--name", "30-enrich"]);
+    let rolled = output(quiver(&args, &[])).await;
+    assert_eq!(rolled[0]["active"], 1);
+
+    // A wrong admin token is refused with the API's message.
+    let out = quiver(
+        &[
+            "plugin",
+            "list",
+            "--api",
+            &api,
+            "--admin-token",
+            "wrong",
+            "--tenant",
+            "demo",
+        ],
+        &[],
+    )
+    .output()
+    .await
+    .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+}

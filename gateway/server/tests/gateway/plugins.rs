@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::support::{TestServer, two_tenants};
 
 #[path = "../../../../plugins/host/tests/support/build.rs"]
-mod build;
+pub mod build;
 
 fn admin_token(server: &TestServer) -> String {
     std::fs::read_to_string(quiver_server::tenants::admin_token_path(server.data.path()))

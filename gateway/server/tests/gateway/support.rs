@@ -246,6 +246,7 @@ pub async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) {
 pub struct ChildServer {
     pub process: tokio::process::Child,
     pub addr: SocketAddr,
+    pub api: SocketAddr,
 }
 
 impl ChildServer {
@@ -288,13 +289,17 @@ impl ChildServer {
             .expect("spawn quiver serve");
         let stderr = process.stderr.take().expect("stderr");
         let mut lines = tokio::io::BufReader::new(stderr).lines();
-        let (addr, log) = tokio::time::timeout(Duration::from_secs(60), async {
+        let ((addr, api), log) = tokio::time::timeout(Duration::from_secs(60), async {
             let mut log = Vec::new();
             while let Some(line) = lines.next_line().await.expect("read log") {
                 if let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line)
-                    && let Some(quic) = entry["fields"]["quic"].as_str()
+                    && let (Some(quic), Some(api)) = (
+                        entry["fields"]["quic"].as_str(),
+                        entry["fields"]["api"].as_str(),
+                    )
                 {
-                    return (quic.parse::<SocketAddr>().expect("quic addr"), log);
+                    let quic = quic.parse::<SocketAddr>().expect("quic addr");
+                    return ((quic, api.parse::<SocketAddr>().expect("api addr")), log);
                 }
                 log.push(line);
             }
@@ -304,6 +309,6 @@ impl ChildServer {
         .expect("server starts");
         // Keep draining the log so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        (ChildServer { process, addr }, log)
+        (ChildServer { process, addr, api }, log)
     }
 }
