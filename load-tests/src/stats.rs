@@ -33,7 +33,8 @@ impl Latency {
     /// samples beyond a minute as a minute.
     pub fn record(&mut self, latency: Duration) {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.histogram.saturating_record(micros.clamp(1, MAX_MICROS));
+        self.histogram
+            .saturating_record(micros.clamp(1, MAX_MICROS));
     }
 
     /// Adds every sample of `other`.

@@ -61,7 +61,11 @@ impl Minter {
             )
         })?;
         // The server trims the file the same way when it loads it.
-        Self::new(DEV_TENANT.to_owned(), text.trim().as_bytes().to_vec(), lifetime)
+        Self::new(
+            DEV_TENANT.to_owned(),
+            text.trim().as_bytes().to_vec(),
+            lifetime,
+        )
     }
 
     pub fn tenant(&self) -> &str {

@@ -188,10 +188,7 @@ async fn connect_subscribers(
 
 /// Connects the publishers on the sockets after the subscribers', so they
 /// do not all share the first one.
-async fn connect_publishers(
-    setup: &Setup,
-    args: &FanoutArgs,
-) -> anyhow::Result<Connected<Client>> {
+async fn connect_publishers(setup: &Setup, args: &FanoutArgs) -> anyhow::Result<Connected<Client>> {
     let count = args.publishers as usize;
     let first = args.subscribers as usize;
     eprintln!("connecting {count} publishers");
