@@ -11,20 +11,26 @@
 # commands. JSON results, logs and the table go to $RESULTS.
 #
 # Environment knobs: DURATION (s, default 10), WARMUP (s, default 2),
-# RESULTS (default load-tests/results/<UTC time>), CARGO_TARGET_DIR.
+# RESULTS (default load-tests/results/<UTC time>), CARGO_TARGET_DIR, and
+# NICE (e.g. -10, needs root): run server and generator at that priority so
+# other work on a shared machine disturbs the figures less. BIN=DIR uses the
+# `quiver` and `quiver-load` binaries in DIR instead of building them.
 # Needs: cargo, curl, python3 (free ports and the table).
 # Exits non-zero if a run failed its checks (gaps, duplicates, losses).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DURATION="${DURATION:-10}"
+export NICE="${NICE:-0}"
 WARMUP="${WARMUP:-2}"
 RESULTS="${RESULTS:-$ROOT/load-tests/results/$(date -u +%Y%m%dT%H%M%SZ)}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-BIN="$CARGO_TARGET_DIR/release"
-
-echo "== building release binaries" >&2
-(cd "$ROOT" && cargo build --release -p quiver-server -p quiver-load)
+PREBUILT="${BIN:+prebuilt binaries from $BIN}"
+if [[ -z "${BIN:-}" ]]; then
+    BIN="$CARGO_TARGET_DIR/release"
+    echo "== building release binaries" >&2
+    (cd "$ROOT" && cargo build --release -p quiver-server -p quiver-load)
+fi
 
 mkdir -p "$RESULTS"
 WORK="$(mktemp -d -t quiver-bench.XXXXXX)"
@@ -50,6 +56,7 @@ s = socket.socket(socket.AF_INET, kind); s.bind(("127.0.0.1", 0)); print(s.getso
 }
 QUIC_PORT="$(free_port udp)"
 OPS_PORT="$(free_port tcp)"
+API_PORT="$(free_port tcp)"
 SERVER="127.0.0.1:$QUIC_PORT"
 # The secret only lives in the temp dir and the load generator's environment.
 SECRET="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
@@ -59,6 +66,11 @@ cat >"$WORK/quiver.toml" <<EOF
 listen = "$SERVER"
 ops_listen = "127.0.0.1:$OPS_PORT"
 data_dir = "$DATA"
+
+# Not used by the benchmark; its own port so it never collides with a
+# gateway already running on the default 8080.
+[api]
+listen = "127.0.0.1:$API_PORT"
 
 [limits]
 publish_rate_per_sec = 1000000
@@ -77,7 +89,7 @@ if awk -v l="${LOADAVG%% *}" 'BEGIN { exit !(l > 0.5) }'; then
 fi
 
 echo "== starting quiver serve on $SERVER (ops 127.0.0.1:$OPS_PORT)" >&2
-RUST_LOG="${SERVER_LOG:-warn}" "$BIN/quiver" serve --config "$WORK/quiver.toml" >"$RESULTS/server.log" 2>&1 &
+RUST_LOG="${SERVER_LOG:-warn}" nice -n "$NICE" "$BIN/quiver" serve --config "$WORK/quiver.toml" >"$RESULTS/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 100); do
     if curl -fsS "http://127.0.0.1:$OPS_PORT/healthz" >/dev/null 2>&1; then break; fi
@@ -104,7 +116,7 @@ COMMANDS=()
 run() {
     local name="$1"
     shift
-    local cmd=("$BIN/quiver-load" fanout "${COMMON[@]}" "$@" --json "$RESULTS/$name.json")
+    local cmd=(nice -n "$NICE" "$BIN/quiver-load" fanout "${COMMON[@]}" "$@" --json "$RESULTS/$name.json")
     COMMANDS+=("QUIVER_LOAD_SECRET=<bench secret> ${cmd[*]}")
     echo "== $name: ${cmd[*]}" >&2
     local before after
@@ -124,6 +136,7 @@ run peak --subscribers 1000 --publishers 1 --rate 0 --size 100
 
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [[ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ]]; then COMMIT="$COMMIT (with uncommitted changes)"; fi
+if [[ -n "$PREBUILT" ]]; then COMMIT="checkout at $COMMIT, $PREBUILT"; fi
 sed "s/^hs256_secret = .*/hs256_secret = \"<random>\"/" "$WORK/quiver.toml" >"$RESULTS/quiver.toml"
 
 python3 - "$RESULTS" "$DURATION" "$WARMUP" "$LOADAVG" "$COMMIT" "${COMMANDS[@]}" >"$RESULTS/summary.md" <<'EOF'
@@ -136,7 +149,7 @@ cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.start
 nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 print(f"## Quiver core fan-out benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}\n")
 print(f"- machine: {nproc} CPUs, {cpu}, Linux {platform.release()}; load average before: {loadavg}")
-print(f"- commit: {commit}")
+print(f"- commit: {commit}; nice {os.environ.get('NICE', '0')}")
 print(f"- server and load generator share the machine; loopback; {warmup} s warmup, {duration} s measured")
 print("- latency is publish→deliver from the scheduled send time; the server acks and fans out after the store's fsync\n")
 print("| run | subs | pubs | target msg/s | acked msg/s | deliveries/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | ack p50 ms | ack p99 ms | gaps | dups | undelivered | errors | server CPU s | load CPU s | result |")

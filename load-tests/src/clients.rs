@@ -89,9 +89,18 @@ impl Pool {
     /// Connects client number `index` on socket `index % sockets`.
     pub async fn connect(&self, index: usize, config: ClientConfig) -> anyhow::Result<Client> {
         let endpoint = self.endpoints[index % self.endpoints.len()].clone();
-        Client::connect_with_endpoint(endpoint, config)
-            .await
-            .with_context(|| format!("client {index} cannot connect to {}", self.server))
+        match Client::connect_with_endpoint(endpoint, config).await {
+            Ok(client) => Ok(client),
+            // The token came from our flags, not from a backend: say which.
+            Err(error) if error.is_auth_failure() => Err(anyhow::Error::new(error).context(
+                format!(
+                    "client {index} was refused by {}; check --tenant and --secret (or --data-dir) against the server's config",
+                    self.server
+                ),
+            )),
+            Err(error) => Err(anyhow::Error::new(error)
+                .context(format!("client {index} cannot connect to {}", self.server))),
+        }
     }
 
     /// Closes every client (QUIC code 0, so the server frees their state at
