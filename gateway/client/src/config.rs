@@ -171,9 +171,10 @@ impl ClientConfig {
         self
     }
 
-    /// Use this QUIC config instead of building one from the trust and
-    /// transport settings, so thousands of load-test clients share one TLS
-    /// config. Default: built by [`ClientConfig::quic_config`].
+    /// Use this QUIC config's TLS setup instead of building one from the
+    /// trust setting, so thousands of load-test clients share one TLS
+    /// config. This config's keep-alive, idle timeout and stream limit still
+    /// apply. Default: built by [`quic_client_config`].
     pub fn with_quic_config(mut self, quic: quinn::ClientConfig) -> Self {
         self.quic = Some(quic);
         self
@@ -185,13 +186,13 @@ impl ClientConfig {
     }
 
     /// The QUIC config this client connects with: the override if set, else
-    /// [`quic_client_config`] plus this config's keep-alive, idle timeout
-    /// and stream limit.
+    /// [`quic_client_config`], with this config's keep-alive, idle timeout
+    /// and stream limit either way.
     pub fn quic_config(&self) -> Result<quinn::ClientConfig, ClientError> {
-        if let Some(quic) = &self.quic {
-            return Ok(quic.clone());
-        }
-        let mut quic = quic_client_config(&self.trust)?;
+        let mut quic = match &self.quic {
+            Some(quic) => quic.clone(),
+            None => quic_client_config(&self.trust)?,
+        };
         let mut transport = quinn::TransportConfig::default();
         let idle = quinn::IdleTimeout::try_from(self.idle_timeout).map_err(|_| {
             ClientError::InvalidConfig(format!(
