@@ -62,8 +62,8 @@ impl Default for ServerSection {
     }
 }
 
-/// The HTTP API listener: plugin administration (and, next, the
-/// server-side publish API).
+/// The HTTP API listener: plugin administration and the server-side
+/// publish API (the latter also over HTTP/3 on `server.listen`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiSection {
@@ -74,6 +74,10 @@ pub struct ApiSection {
     pub admin_token_file: Option<PathBuf>,
     /// Largest plugin upload accepted; larger ones get 413.
     pub max_upload_bytes: usize,
+    /// Largest request body of the publish API; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Most messages in one `POST /v1/messages/batch`.
+    pub max_batch_messages: usize,
 }
 
 impl Default for ApiSection {
@@ -82,6 +86,8 @@ impl Default for ApiSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_token_file: None,
             max_upload_bytes: 10 * 1024 * 1024,
+            max_body_bytes: 1024 * 1024,
+            max_batch_messages: 100,
         }
     }
 }
@@ -210,6 +216,12 @@ pub struct TenantSection {
     /// PEM public keys for EdDSA (Ed25519) tokens.
     #[serde(default)]
     pub eddsa_public_keys: Vec<PathBuf>,
+    /// Keys of the publish API, inline. Prefer `api_key_files`.
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    /// Files each holding one key of the publish API.
+    #[serde(default)]
+    pub api_key_files: Vec<PathBuf>,
     #[serde(default)]
     pub limits: TenantLimits,
 }
@@ -226,6 +238,11 @@ impl std::fmt::Debug for TenantSection {
             .field("hs256_secret_file", &self.hs256_secret_file)
             .field("rs256_public_keys", &self.rs256_public_keys)
             .field("eddsa_public_keys", &self.eddsa_public_keys)
+            .field(
+                "api_keys",
+                &format_args!("<{} redacted>", self.api_keys.len()),
+            )
+            .field("api_key_files", &self.api_key_files)
             .field("limits", &self.limits)
             .finish()
     }
@@ -276,11 +293,13 @@ mod tests {
 
     #[test]
     fn inline_secrets_never_reach_debug_output() {
-        let config: Config =
-            toml::from_str("[[tenants]]\nid = \"a\"\nhs256_secret = \"hunter2-hunter2\"\n")
-                .expect("parses");
+        let config: Config = toml::from_str(
+            "[[tenants]]\nid = \"a\"\nhs256_secret = \"hunter2-hunter2\"\napi_keys = [\"hunter3-api-key-0123\"]\n",
+        )
+        .expect("parses");
         let printed = format!("{config:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("hunter3"), "{printed}");
         assert!(printed.contains("redacted"));
     }
 

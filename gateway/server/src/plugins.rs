@@ -209,6 +209,15 @@ impl PluginPublisher {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = pipeline;
     }
+
+    /// The running gateway's pipeline, if any. The HTTP publish API shares
+    /// this slot.
+    pub fn pipeline(&self) -> Option<PublishPipeline> {
+        self.pipeline
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl ChannelPublisher for PluginPublisher {
@@ -219,11 +228,7 @@ impl ChannelPublisher for PluginPublisher {
         payload: Bytes,
         headers: Vec<(String, String)>,
     ) -> BoxFuture<'static, Result<u64, String>> {
-        let pipeline = self
-            .pipeline
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let pipeline = self.pipeline();
         let checked = validate_channel(channel);
         let channel = ChannelKey::new(tenant, channel);
         Box::pin(async move {

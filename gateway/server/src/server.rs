@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::api::{self, ApiState, PluginAdmin};
+use crate::api::{self, ApiKeys, ApiState, ChannelsApi, PluginAdmin};
 use crate::connection::Shared;
 use crate::delivery::DeliveryContext;
 use crate::hooks::Hooks;
@@ -51,8 +51,15 @@ pub struct GatewayConfig {
     /// Where the gateway's metrics (and the plugin host's) are registered.
     pub metrics: Metrics,
     /// Plugins' publish capability, connected to the pipeline while the
-    /// gateway runs.
+    /// gateway runs. The HTTP publish API uses the same slot (a private
+    /// one when this is `None`).
     pub plugin_publisher: Option<PluginPublisher>,
+    /// Tenants' keys of the publish API (never logged).
+    pub api_keys: Arc<ApiKeys>,
+    /// Largest request body of the publish API.
+    pub max_body_bytes: usize,
+    /// Most messages in one batch publish.
+    pub max_batch_messages: usize,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -138,10 +145,10 @@ impl Gateway {
             metrics.clone(),
             PipelineConfig::default(),
         );
-        if let Some(publisher) = &config.plugin_publisher {
-            publisher.attach(Some(pipeline.clone()));
-        }
+        let publisher = config.plugin_publisher.clone().unwrap_or_default();
+        publisher.attach(Some(pipeline.clone()));
         let (stop, stopped) = watch::channel(false);
+        let h3_shutdown = stopped.clone();
         let shared = Arc::new(Shared {
             hooks: config.hooks.clone(),
             auth: config.auth.clone(),
@@ -162,6 +169,14 @@ impl Gateway {
             store: log,
             shutting_down: shutting_down.clone(),
         };
+        let channels = ChannelsApi {
+            keys: config.api_keys.clone(),
+            pipeline: publisher.clone(),
+            store: ops_state.store.clone(),
+            limits: config.limits.clone(),
+            max_body_bytes: config.max_body_bytes,
+            max_batch_messages: config.max_batch_messages,
+        };
         let ops_task = tokio::spawn(async move {
             if let Err(error) = axum::serve(ops, router(ops_state)).await {
                 warn!(%error, "ops listener failed");
@@ -172,6 +187,14 @@ impl Gateway {
             plugins: config.plugin_admin.clone(),
             tenants: config.auth.clone(),
             max_upload_bytes: config.max_upload_bytes,
+            channels,
+        };
+        // The same handlers over HTTP/3 on the QUIC port (ALPN h3).
+        let h3 = quic::H3App {
+            router: api::public_router(api_state.clone()),
+            max_body_bytes: config.max_body_bytes,
+            shutdown: h3_shutdown,
+            grace: config.shutdown_grace,
         };
         let api_task = tokio::spawn(async move {
             if let Err(error) = axum::serve(api_listener, api::router(api_state)).await {
@@ -181,6 +204,7 @@ impl Gateway {
         info!(
             listen = %endpoint.local_addr()?,
             alpn = %String::from_utf8_lossy(ALPN),
+            http3 = %String::from_utf8_lossy(quic::ALPN_H3),
             "gateway serving"
         );
 
@@ -190,7 +214,7 @@ impl Gateway {
             tokio::select! {
                 incoming = endpoint.accept() => match incoming {
                     Some(incoming) => {
-                        connections.spawn(quic::accept(incoming, shared.clone()));
+                        connections.spawn(quic::accept(incoming, shared.clone(), h3.clone()));
                     }
                     None => break,
                 },
@@ -215,12 +239,12 @@ impl Gateway {
             warn!("connections did not close in time; aborting them");
             connections.shutdown().await;
         }
-        // The last handles to the pipeline go with `shared` and the plugin
-        // publisher; the sequencer then drains what was accepted and exits.
+        // The last handles to the pipeline go with `shared` and the
+        // publisher slot (plugins, HTTP API); the sequencer then drains what
+        // was accepted and exits.
         drop(shared);
-        if let Some(publisher) = &config.plugin_publisher {
-            publisher.attach(None);
-        }
+        drop(h3);
+        publisher.attach(None);
         let _ = sequencer.await;
         endpoint.close(
             u32::from(quiver_proto::fb::ErrorCode::GoingAway.0).into(),

@@ -15,8 +15,9 @@ use tracing::info;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::plugins::{PluginPublisher, WasmPlugins};
+use crate::quic::ALPN_H3;
 use crate::server::{Gateway, GatewayConfig};
-use crate::tenants::{admin_token, authenticator};
+use crate::tenants::{admin_token, api_keys, authenticator};
 use crate::tls::Identity;
 use quiver_plugin_host::{HostConfig, HostServices, PluginHost};
 
@@ -131,6 +132,7 @@ pub async fn bind(loaded: &Loaded, store: Arc<dyn Store>) -> anyhow::Result<Gate
     )?;
     let auth = authenticator(config, loaded.dev, &loaded.base)?;
     let admin_token = admin_token(config, &loaded.base)?;
+    let api_keys = api_keys(config, loaded.dev, &loaded.base)?;
     let metrics = Metrics::new().context("cannot register metrics")?;
     let publisher = PluginPublisher::default();
     let host = start_plugin_host(config, store.clone(), publisher.clone(), &metrics).await?;
@@ -138,7 +140,7 @@ pub async fn bind(loaded: &Loaded, store: Arc<dyn Store>) -> anyhow::Result<Gate
     Gateway::bind(GatewayConfig {
         listen: config.server.listen,
         ops_listen: config.server.ops_listen,
-        tls: identity.server_config(&[ALPN])?,
+        tls: identity.server_config(&[ALPN, ALPN_H3])?,
         auth: Arc::new(auth),
         limits,
         store,
@@ -153,6 +155,9 @@ pub async fn bind(loaded: &Loaded, store: Arc<dyn Store>) -> anyhow::Result<Gate
         max_upload_bytes: config.api.max_upload_bytes,
         metrics,
         plugin_publisher: Some(publisher),
+        api_keys: Arc::new(api_keys),
+        max_body_bytes: config.api.max_body_bytes,
+        max_batch_messages: config.api.max_batch_messages,
     })
     .await
 }

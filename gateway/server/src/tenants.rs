@@ -8,6 +8,7 @@ use anyhow::{Context as _, bail};
 use quiver_session::{Authenticator, LimitOverrides, Tenant, TenantKey};
 use rand::RngCore as _;
 
+use crate::api::ApiKeys;
 use crate::config::{Config, TenantSection};
 
 /// The tenant `quiver serve` runs without a config file.
@@ -28,6 +29,56 @@ pub fn dev_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     let secret = random_hex();
     write_private(&path, secret.as_bytes())?;
     Ok(secret.into_bytes())
+}
+
+/// Where the dev tenant's API key (for the publish API) lives.
+pub fn dev_api_key_path(data_dir: &Path, tenant: &str) -> PathBuf {
+    data_dir.join("dev").join(format!("{tenant}.apikey"))
+}
+
+/// The dev tenant's API key, created once (random, 256 bits) and kept in
+/// the data dir; `quiver apikey --tenant demo` prints it.
+pub fn dev_api_key(data_dir: &Path) -> anyhow::Result<String> {
+    let path = dev_api_key_path(data_dir, DEV_TENANT);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(existing.trim().to_string());
+    }
+    let key = format!("qk_{}", random_hex());
+    if let Err(error) = write_private(&path, key.as_bytes()) {
+        // Another process (the server, or `quiver apikey`) made it first.
+        return std::fs::read_to_string(&path)
+            .map(|existing| existing.trim().to_string())
+            .map_err(|_| error);
+    }
+    Ok(key)
+}
+
+/// A tenant's publish API keys: `api_keys`, then one per `api_key_files`
+/// entry (surrounding whitespace ignored).
+pub fn tenant_api_keys(section: &TenantSection, base: &Path) -> anyhow::Result<Vec<String>> {
+    let mut keys = section.api_keys.clone();
+    for path in &section.api_key_files {
+        let text = String::from_utf8(read(base, path)?)
+            .with_context(|| format!("{} is not UTF-8", path.display()))?;
+        keys.push(text.trim().to_string());
+    }
+    Ok(keys)
+}
+
+/// Every tenant's publish API keys (in dev mode, the dev tenant's one).
+pub fn api_keys(config: &Config, dev: bool, base: &Path) -> anyhow::Result<ApiKeys> {
+    let mut pairs: Vec<(Arc<str>, String)> = Vec::new();
+    if dev {
+        pairs.push((DEV_TENANT.into(), dev_api_key(&config.server.data_dir)?));
+    } else {
+        for section in &config.tenants {
+            let keys = tenant_api_keys(section, base)
+                .with_context(|| format!("tenant {:?}", section.id))?;
+            let tenant: Arc<str> = section.id.as_str().into();
+            pairs.extend(keys.into_iter().map(|key| (tenant.clone(), key)));
+        }
+    }
+    Ok(ApiKeys::new(pairs)?)
 }
 
 /// The admin API's bearer token: from `admin_token_file`, or created once

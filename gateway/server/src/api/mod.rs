@@ -1,9 +1,13 @@
 //! The HTTP API on its own TCP listener (`--api-listen`, default
-//! 127.0.0.1:8080): the admin API for plugins today, the server-side
-//! publish API for backends next. JSON in and out; every error is JSON
-//! with a code and a message.
+//! 127.0.0.1:8080): the admin API for plugins, and the server-side publish
+//! API for backends (also served over HTTP/3 on the gateway's UDP port,
+//! see [`public_router`]). JSON in and out; every error is JSON with a code
+//! and a message. docs/openapi.yaml documents every route.
 
+pub mod channels;
 mod error;
+pub mod json;
+pub mod keys;
 pub mod plugins;
 
 use std::sync::Arc;
@@ -12,7 +16,9 @@ use axum::Router;
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 
+pub use channels::ChannelsApi;
 pub use error::ApiError;
+pub use keys::ApiKeys;
 pub use plugins::PluginAdmin;
 
 /// What the API handlers share.
@@ -24,6 +30,8 @@ pub struct ApiState {
     /// Known tenants: a request for any other gets 404.
     pub tenants: Arc<quiver_session::Authenticator>,
     pub max_upload_bytes: usize,
+    /// The publish API (tenant API keys, pipeline, store).
+    pub channels: ChannelsApi,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -34,11 +42,35 @@ impl std::fmt::Debug for ApiState {
     }
 }
 
+/// Every route: the TCP listener's router.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .nest("/v1/tenants/{tenant}/plugins", plugins::routes())
-        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .merge(channels::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// The publish API alone, for HTTP/3 on the gateway's public UDP port:
+/// the plugin admin routes stay on the private TCP listener.
+pub fn public_router(state: ApiState) -> Router {
+    channels::routes()
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; docs/openapi.yaml lists them")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; docs/openapi.yaml lists them",
+    )
 }
 
 impl ApiState {

@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
-use base64::Engine as _;
 use clap::Args;
 use quiver_client::{
     Client, ClientConfig, Direction, HistoryQuery, Message, PublishOptions, Trust,
 };
+use quiver_server::api::json::{headers_json, put_payload, ulid_string};
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt as _;
 
@@ -215,29 +215,14 @@ fn message_json(message: &Message) -> Value {
         "sender": message.sender,
         "timestamp_ms": message.timestamp_ms,
     });
-    match std::str::from_utf8(&message.payload) {
-        Ok(text) => value["payload"] = json!(text),
-        Err(_) => {
-            value["payload_base64"] =
-                json!(base64::engine::general_purpose::STANDARD.encode(&message.payload));
-        }
-    }
+    put_payload(&mut value, &message.payload);
     if !message.headers.is_empty() {
-        value["headers"] = message
-            .headers
-            .iter()
-            .map(|(n, v)| (n.clone(), json!(v)))
-            .collect::<serde_json::Map<_, _>>()
-            .into();
+        value["headers"] = headers_json(
+            message
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        );
     }
     value
-}
-
-/// Crockford base32, the canonical 26-character ULID text.
-fn ulid_string(id: u128) -> String {
-    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    (0..26)
-        .rev()
-        .map(|i| ALPHABET[((id >> (i * 5)) & 0x1f) as usize] as char)
-        .collect()
 }

@@ -1,6 +1,7 @@
 //! The `quiver` command line. Command, flag and output names are an
 //! interface users script against: keep them stable.
 
+mod apikey;
 mod client;
 mod plugin;
 mod serve;
@@ -28,6 +29,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Print a signed JWT for a user of a tenant.
     Token(token::TokenArgs),
+    /// Print a tenant's key of the HTTP publish API.
+    #[command(name = "apikey")]
+    ApiKey(apikey::ApiKeyArgs),
     /// Publish one message and print its ack as a JSON line.
     Pub(client::PubArgs),
     /// Print a channel's messages as JSON lines.
@@ -40,7 +44,8 @@ enum Command {
     Plugin(plugin::PluginArgs),
 }
 
-/// Where the server's config and data live (shared by `serve` and `token`).
+/// Where the server's config and data live (shared by `serve`, `token` and
+/// `apikey`).
 #[derive(Debug, Args)]
 struct ConfigArgs {
     /// Config file (TOML). Without one, the dev tenant `demo` is used.
@@ -67,6 +72,7 @@ pub(crate) fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Token(args) => token::run(args),
+            Command::ApiKey(args) => apikey::run(args),
             Command::Pub(args) => client::publish(args).await,
             Command::Sub(args) => client::subscribe(args).await,
             Command::History(args) => client::history(args).await,

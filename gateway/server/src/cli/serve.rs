@@ -19,7 +19,8 @@ pub(super) struct ServeArgs {
     /// TCP address for /healthz, /readyz, /metrics (default 127.0.0.1:9090).
     #[arg(long)]
     ops_listen: Option<SocketAddr>,
-    /// TCP address of the HTTP API: plugin admin (default 127.0.0.1:8080).
+    /// TCP address of the HTTP API: publish API and plugin admin (default
+    /// 127.0.0.1:8080).
     #[arg(long)]
     api_listen: Option<SocketAddr>,
     /// The store: `embedded` or scylla://host:9042[,host2:9042]/keyspace
@@ -61,7 +62,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if loaded.dev {
         let data_dir = loaded.config.server.data_dir.display();
         info!(
-            "dev mode: tenant {DEV_TENANT:?}; get a token with `quiver token --data-dir {data_dir} --tenant {DEV_TENANT} --user alice` and trust the certificate with `--ca {}`",
+            "dev mode: tenant {DEV_TENANT:?}; get a token with `quiver token --data-dir {data_dir} --tenant {DEV_TENANT} --user alice` and trust the certificate with `--ca {}`; backends get the publish API key with `quiver apikey --data-dir {data_dir} --tenant {DEV_TENANT}`",
             dev_cert_path(&loaded.config.server.data_dir).display()
         );
     }

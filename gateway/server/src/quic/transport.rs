@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
+use super::h3::{ALPN_H3, H3App};
 use super::lanes::{LANE_QUEUE, read_lane, write_lane};
 use crate::connection::{Inbound, LaneBlocked, Shared, Transport, serve};
 use crate::delivery::{FrameSink, SinkClosed};
@@ -20,8 +21,9 @@ const INBOUND_QUEUE: usize = 64;
 /// Control-lane responses go ahead of bulk subscription data.
 const CONTROL_PRIORITY: i32 = 1;
 
-/// Completes the QUIC handshake of an incoming connection and serves it.
-pub(crate) async fn accept(incoming: quinn::Incoming, shared: Arc<Shared>) {
+/// Completes the QUIC handshake of an incoming connection and serves it:
+/// the Quiver protocol, or HTTP/3 when the client negotiated ALPN `h3`.
+pub(crate) async fn accept(incoming: quinn::Incoming, shared: Arc<Shared>, h3: H3App) {
     let remote = incoming.remote_address();
     let connection = match incoming.await {
         Ok(connection) => connection,
@@ -30,6 +32,9 @@ pub(crate) async fn accept(incoming: quinn::Incoming, shared: Arc<Shared>) {
             return;
         }
     };
+    if negotiated_alpn(&connection).as_deref() == Some(ALPN_H3) {
+        return super::h3::serve(connection, h3).await;
+    }
     let session_id = format!("{:016x}", rand::random::<u64>());
     let lanes = Arc::new(Mutex::new(Lanes::default()));
     let (inbound, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
@@ -43,6 +48,14 @@ pub(crate) async fn accept(incoming: quinn::Incoming, shared: Arc<Shared>) {
     let transport = QuicTransport { connection, lanes };
     serve(shared, transport, inbound_rx, session_id).await;
     acceptor.abort();
+}
+
+fn negotiated_alpn(connection: &quinn::Connection) -> Option<Vec<u8>> {
+    connection
+        .handshake_data()?
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?
+        .protocol
 }
 
 #[derive(Default)]

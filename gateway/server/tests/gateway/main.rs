@@ -8,6 +8,7 @@ mod bad_input;
 mod chat;
 mod cli;
 mod durability;
+mod http_api;
 mod ops;
 mod plugins;
 mod raw;
