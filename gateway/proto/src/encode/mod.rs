@@ -17,13 +17,17 @@ pub use messages::MessageRef;
 /// A vector of `Header` tables under construction.
 type HeadersOffset = WIPOffset<Vector<'static, ForwardsUOffset<fb::Header<'static>>>>;
 
+/// Frames up to this size leave their buffer in place for the next frame;
+/// larger ones release it.
+const RETAIN_BYTES: usize = 16 * 1024;
+
 /// Builds frames, one method per frame type.
 ///
 /// Each method returns the complete frame, length prefix included, ready to
 /// be written to a stream as is. The encoder keeps its FlatBuffers builder and
 /// scratch vectors between frames, so after warm-up it allocates only the
-/// returned `Bytes`. Its memory stays at the high-water mark of the largest
-/// frame built, which the protocol bounds by `max_frame_bytes`.
+/// returned `Bytes`. Its memory stays at the high-water mark of the frames
+/// built, up to 16 KiB; a larger frame's buffer is released after it.
 ///
 /// Inputs are not checked against protocol limits (channel rules,
 /// `max_payload_bytes`, `max_frame_bytes`): that is the session's job, which
@@ -72,7 +76,14 @@ impl Encoder {
         );
         fb::finish_size_prefixed_frame_buffer(&mut self.fbb, frame);
         let bytes = Bytes::copy_from_slice(self.fbb.finished_data());
-        self.fbb.reset();
+        if bytes.len() > RETAIN_BYTES {
+            // One large frame (a full history page) must not pin its buffer
+            // for the life of an otherwise idle connection.
+            self.fbb = FlatBufferBuilder::new();
+            self.message_scratch = Vec::new();
+        } else {
+            self.fbb.reset();
+        }
         bytes
     }
 
