@@ -2,10 +2,11 @@
 //! [`KeyValueStore`](crate::KeyValueStore) and
 //! [`PluginRegistry`](crate::PluginRegistry).
 //!
-//! Each case is a public `async fn` that takes a fresh store, so a backend's
-//! test binary can run them one per `#[test]`, or all at once with
-//! [`run_all`]. Durability needs reopening the same storage, so it has its
-//! own entry point, [`reopen_keeps_acked`], taking a factory that opens the
+//! Each case is a public `async fn` that takes a fresh store. A backend's
+//! test binary runs them all, one `#[tokio::test]` per case, with
+//! [`conformance_tests!`](crate::conformance_tests), the one list of the
+//! cases. Durability needs reopening the same storage, so it has its own
+//! entry point, [`reopen_keeps_acked`], taking a factory that opens the
 //! same underlying data each time it is called.
 //!
 //! Cases panic with a message on failure, like any test. They run on a
@@ -14,18 +15,15 @@
 //! whose "fresh" stores share one database (ScyllaDB) also pass.
 //!
 //! ```no_run
-//! # async fn demo() {
-//! use quiver_storage::conformance;
 //! use quiver_storage::embedded::{EmbeddedConfig, EmbeddedStore};
 //!
-//! let root = tempfile::tempdir().unwrap();
-//! let n = std::sync::atomic::AtomicUsize::new(0);
-//! conformance::run_all(|| {
-//!     let path = root.path().join(n.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string());
-//!     async move { EmbeddedStore::open(EmbeddedConfig::new(path)).unwrap() }
-//! })
-//! .await;
-//! # }
+//! // In a test crate (which depends on tokio): one test per case, each on
+//! // a store in its own temporary directory.
+//! quiver_storage::conformance_tests! {
+//!     let dir = tempfile::tempdir().unwrap();
+//!     => EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap()
+//! }
+//! # fn main() {}
 //! ```
 
 mod durability;
@@ -36,14 +34,12 @@ pub mod proxy;
 mod reads;
 mod registry;
 
-use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use crate::{
-    Appended, ChannelKey, MessageId, MessageLog, NewMessage, ReadRange, Store, StoredMessage,
-};
+use crate::{Appended, ChannelKey, MessageId, MessageLog, NewMessage, ReadRange, StoredMessage};
 
 pub use durability::reopen_keeps_acked;
 pub use idempotency::{
@@ -68,44 +64,84 @@ pub use registry::{
     registry_numbers_versions,
 };
 
-/// Runs every case that needs only a fresh store, each on a new store from
-/// `make`. Prints each case's name to stderr first, so a failure is easy
-/// to place.
-pub async fn run_all<S, F, Fut>(make: F)
-where
-    S: Store,
-    F: Fn() -> Fut,
-    Fut: Future<Output = S>,
-{
-    macro_rules! cases {
-        ($($case:ident),* $(,)?) => {$(
-            eprintln!("conformance: {}", stringify!($case));
-            $case(make().await).await;
-        )*};
+/// One `#[tokio::test]` (multi-threaded, 2 workers) per case that needs
+/// only a fresh store, each named after its case so a failure names it.
+/// This is the one list of those cases.
+///
+/// The argument is an expression for a fresh store, evaluated in each
+/// test's async body (so it may `.await`), optionally after `let`
+/// statements whose bindings live as long as the test, such as the
+/// temporary directory the store is in:
+///
+/// ```text
+/// conformance_tests!(connect("conformance").await);
+/// conformance_tests! {
+///     let dir = tempfile::tempdir().expect("tempdir");
+///     => open(dir.path())
+/// }
+/// ```
+///
+/// The calling crate needs `tokio` (with `macros` and `rt-multi-thread`).
+#[macro_export]
+macro_rules! conformance_tests {
+    (@case $case:ident [$(let $pat:pat = $init:expr;)*] $store:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            $(let $pat = $init;)*
+            $crate::conformance::$case($store).await;
+        }
+    };
+    (@cases $setup:tt $store:expr; $($case:ident),* $(,)?) => {$(
+        $crate::conformance_tests!(@case $case $setup $store);
+    )*};
+    (@list $setup:tt $store:expr) => {
+        $crate::conformance_tests!(@cases $setup $store;
+            offsets_start_at_one_and_are_contiguous,
+            concurrent_appends_are_gap_free,
+            channels_are_independent,
+            tenants_are_isolated,
+            rejects_invalid_names,
+            retry_with_same_key_returns_original,
+            idempotency_is_scoped_to_channel_and_tenant,
+            duplicate_within_one_batch,
+            paging_returns_every_message_once,
+            head_tracks_last_offset,
+            fields_round_trip,
+            large_payloads_round_trip,
+            kv_is_scoped_by_tenant_and_namespace,
+            kv_ttl_expires,
+            kv_concurrent_increments_are_exact,
+            kv_rejects_invalid_input,
+            registry_numbers_versions,
+            registry_activate_and_rollback,
+            registry_delete_keeps_numbering,
+            registry_active_plugins_across_tenants,
+            registry_large_component_round_trips,
+        );
+    };
+    ($(let $pat:pat = $init:expr;)+ => $store:expr) => {
+        $crate::conformance_tests!(@list [$(let $pat = $init;)+] $store);
+    };
+    ($store:expr) => {
+        $crate::conformance_tests!(@list [] $store);
+    };
+}
+
+/// The `host:port` of the CQL node the database tests run against, from
+/// `QUIVER_CQL_NODE`; panics, saying how to start one, when it is not set
+/// (a skipped database test would look like a passing one) or not an
+/// `ip:port`.
+pub fn cql_node() -> SocketAddr {
+    let node = std::env::var("QUIVER_CQL_NODE").unwrap_or_default();
+    if node.is_empty() {
+        panic!(
+            "QUIVER_CQL_NODE is not set. These tests need a CQL node: run \
+             `deploy/cql-node.sh start` and set QUIVER_CQL_NODE to the host:port it prints \
+             (e.g. QUIVER_CQL_NODE=127.0.0.1:9042)"
+        );
     }
-    cases!(
-        offsets_start_at_one_and_are_contiguous,
-        concurrent_appends_are_gap_free,
-        channels_are_independent,
-        tenants_are_isolated,
-        rejects_invalid_names,
-        retry_with_same_key_returns_original,
-        idempotency_is_scoped_to_channel_and_tenant,
-        duplicate_within_one_batch,
-        paging_returns_every_message_once,
-        head_tracks_last_offset,
-        fields_round_trip,
-        large_payloads_round_trip,
-        kv_is_scoped_by_tenant_and_namespace,
-        kv_ttl_expires,
-        kv_concurrent_increments_are_exact,
-        kv_rejects_invalid_input,
-        registry_numbers_versions,
-        registry_activate_and_rollback,
-        registry_delete_keeps_numbering,
-        registry_active_plugins_across_tenants,
-        registry_large_component_round_trips,
-    );
+    node.parse()
+        .unwrap_or_else(|e| panic!("QUIVER_CQL_NODE={node}: {e}"))
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(1);

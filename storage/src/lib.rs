@@ -75,6 +75,27 @@ pub trait MessageLog: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
+/// Checks a channel key against the names [`MessageLog`] accepts: tenant
+/// and channel names of 1 to [`embedded::MAX_NAME_BYTES`] bytes. Every
+/// backend calls it, so they refuse the same names with the same errors.
+pub(crate) fn validate_channel(key: &ChannelKey) -> Result<(), StoreError> {
+    let max = embedded::MAX_NAME_BYTES;
+    registry::validate_name("tenant name", &key.tenant, max)?;
+    registry::validate_name("channel name", &key.channel, max)
+}
+
+/// Checks a message's idempotency key: 1 to
+/// [`embedded::MAX_IDEMPOTENCY_KEY_BYTES`] bytes (a message without one
+/// carries `None`, not an empty key).
+pub(crate) fn validate_idempotency_key(key: &str) -> Result<(), StoreError> {
+    if key.is_empty() {
+        return Err(StoreError::Invalid(
+            "idempotency key is empty; omit it instead".into(),
+        ));
+    }
+    registry::validate_name("idempotency key", key, embedded::MAX_IDEMPOTENCY_KEY_BYTES)
+}
+
 /// Everything the gateway keeps: the message log, plugin key-value data and
 /// the plugin registry. Each backend implements all three, so one config
 /// setting moves all of a deployment's data.

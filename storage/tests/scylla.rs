@@ -21,27 +21,16 @@ mod throughput;
 
 use std::time::Duration;
 
+use quiver_storage::conformance::cql_node;
 use quiver_storage::scylla::{ScyllaConfig, ScyllaStore};
 
 /// Keyspace of these tests; cases use unique tenants, so runs can share it.
 const KEYSPACE: &str = "quiver_test";
 
-/// The node's `host:port`, or a failure that says how to start one.
-fn node() -> String {
-    match std::env::var("QUIVER_CQL_NODE") {
-        Ok(node) if !node.is_empty() => node,
-        _ => panic!(
-            "QUIVER_CQL_NODE is not set. These tests need a CQL node: run \
-             `deploy/cql-node.sh start` and set QUIVER_CQL_NODE to the host:port it prints \
-             (e.g. QUIVER_CQL_NODE=127.0.0.1:9042)"
-        ),
-    }
-}
-
 /// A config for the test node as gateway node `node_id`, with short leases
 /// so handovers happen within a test.
 fn config(node_id: &str) -> ScyllaConfig {
-    ScyllaConfig::from_url(&format!("scylla://{}/{KEYSPACE}", node()))
+    ScyllaConfig::from_url(&format!("scylla://{}/{KEYSPACE}", cql_node()))
         .unwrap_or_else(|e| panic!("config: {e}"))
         .node_id(node_id)
         .lease(Duration::from_secs(2), Duration::from_millis(200))
@@ -50,5 +39,5 @@ fn config(node_id: &str) -> ScyllaConfig {
 async fn connect(node_id: &str) -> ScyllaStore {
     ScyllaStore::connect(config(node_id))
         .await
-        .unwrap_or_else(|e| panic!("connect to {}: {e}", node()))
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", cql_node()))
 }

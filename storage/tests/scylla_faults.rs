@@ -6,32 +6,21 @@
 #![cfg(feature = "cql-tests")]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use quiver_storage::scylla::{ScyllaConfig, ScyllaStore};
 use quiver_storage::{ChannelKey, MessageId, MessageLog, NewMessage, ReadRange, StoreError};
 
+use quiver_storage::conformance::cql_node;
 use quiver_storage::conformance::proxy::Proxy;
-
-fn node() -> SocketAddr {
-    let node = std::env::var("QUIVER_CQL_NODE").unwrap_or_else(|_| {
-        panic!(
-            "QUIVER_CQL_NODE is not set. These tests need a CQL node: run \
-             `deploy/cql-node.sh start` and set QUIVER_CQL_NODE to the host:port it prints"
-        )
-    });
-    node.parse()
-        .unwrap_or_else(|e| panic!("QUIVER_CQL_NODE={node}: {e}"))
-}
 
 /// A store that reaches the node only through `proxy`: the node advertises
 /// its own address, which the address map rewrites to the proxy's.
 fn config(proxy: &Proxy, node_id: &str) -> ScyllaConfig {
     ScyllaConfig::new(vec![proxy.addr().to_string()], "quiver_test")
         .node_id(node_id)
-        .map_address(node(), proxy.addr())
+        .map_address(cql_node(), proxy.addr())
         .request_timeout(Duration::from_secs(2))
         .lease(Duration::from_secs(2), Duration::from_millis(200))
 }
@@ -57,7 +46,7 @@ fn unique(label: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_fails_fast_and_recovers_without_losing_acks() {
-    let proxy = Proxy::start(node()).await;
+    let proxy = Proxy::start(cql_node()).await;
     let store = ScyllaStore::connect(config(&proxy, "faults"))
         .await
         .expect("connect");
@@ -133,7 +122,7 @@ async fn outage_fails_fast_and_recovers_without_losing_acks() {
 /// backoff (and logs each attempt) until the database answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_with_retry_waits_for_the_database() {
-    let proxy = Proxy::start(node()).await;
+    let proxy = Proxy::start(cql_node()).await;
     proxy.cut();
     let config = config(&proxy, "late");
     let connecting = tokio::spawn(ScyllaStore::connect_with_retry(
@@ -166,14 +155,14 @@ async fn real_node_restart() {
         tokio::task::spawn_blocking(move || {
             let status = std::process::Command::new("bash")
                 .args([script, arg])
-                .env("CQL_PORT", node().port().to_string())
+                .env("CQL_PORT", cql_node().port().to_string())
                 .status()
                 .unwrap_or_else(|e| panic!("{script} {arg}: {e}"));
             assert!(status.success(), "{script} {arg} failed");
         })
     };
     let store = ScyllaStore::connect(
-        ScyllaConfig::new(vec![node().to_string()], "quiver_test")
+        ScyllaConfig::new(vec![cql_node().to_string()], "quiver_test")
             .node_id("restart")
             .request_timeout(Duration::from_secs(2)),
     )

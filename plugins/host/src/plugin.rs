@@ -3,8 +3,11 @@
 
 use std::sync::Arc;
 
+use wasmtime::Store;
+
 use crate::bindings::exports::quiver::plugin::hooks as wit;
 use crate::pool::InstancePool;
+use crate::state::PluginState;
 use crate::{CallError, FailurePolicy, Hook, HookSet, Position, SessionInfo};
 
 /// A plugin version as the call path sees it. Shared through `Arc`: a
@@ -90,12 +93,10 @@ impl LoadedPlugin {
 
     /// Calls `manifest` and turns it into a hook set.
     pub(crate) async fn read_manifest(pool: &InstancePool) -> Result<HookSet, CallError> {
-        let mut c = pool.checkout().await?;
-        let deadline = pool.env().limits.wall_deadline;
-        let i = &mut c.instance;
-        let hooks = i.guest.quiver_plugin_hooks();
-        let outcome = tokio::time::timeout(deadline, hooks.call_manifest(&mut i.store)).await;
-        let manifest = pool.finish(None, c, outcome)?;
+        let manifest = call(pool, None, async |hooks, store| {
+            hooks.call_manifest(store).await
+        })
+        .await?;
         Ok(manifest
             .hooks
             .into_iter()
@@ -113,16 +114,10 @@ impl LoadedPlugin {
         s: &SessionInfo,
         claims: &str,
     ) -> Result<wit::Admission, CallError> {
-        let pool = self.pool()?;
-        let mut c = pool.checkout().await?;
-        let deadline = pool.env().limits.wall_deadline;
-        let i = &mut c.instance;
-        let call =
-            i.guest
-                .quiver_plugin_hooks()
-                .call_on_connect(&mut i.store, wit_session(s), claims);
-        let outcome = tokio::time::timeout(deadline, call).await;
-        pool.finish(Some(Hook::Connect), c, outcome)
+        call(self.pool()?, Some(Hook::Connect), async |hooks, store| {
+            hooks.call_on_connect(store, wit_session(s), claims).await
+        })
+        .await
     }
 
     pub(crate) async fn on_subscribe(
@@ -130,16 +125,12 @@ impl LoadedPlugin {
         s: &SessionInfo,
         channel: &str,
     ) -> Result<wit::Admission, CallError> {
-        let pool = self.pool()?;
-        let mut c = pool.checkout().await?;
-        let deadline = pool.env().limits.wall_deadline;
-        let i = &mut c.instance;
-        let call =
-            i.guest
-                .quiver_plugin_hooks()
-                .call_on_subscribe(&mut i.store, wit_session(s), channel);
-        let outcome = tokio::time::timeout(deadline, call).await;
-        pool.finish(Some(Hook::Subscribe), c, outcome)
+        call(self.pool()?, Some(Hook::Subscribe), async |hooks, store| {
+            hooks
+                .call_on_subscribe(store, wit_session(s), channel)
+                .await
+        })
+        .await
     }
 
     pub(crate) async fn on_publish(
@@ -149,24 +140,17 @@ impl LoadedPlugin {
         payload: &[u8],
         headers: &[(String, String)],
     ) -> Result<wit::PublishVerdict, CallError> {
-        let pool = self.pool()?;
-        let mut c = pool.checkout().await?;
-        let deadline = pool.env().limits.wall_deadline;
-        // Collecting an empty iterator does not allocate.
-        let headers: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let i = &mut c.instance;
-        let call = i.guest.quiver_plugin_hooks().call_on_publish(
-            &mut i.store,
-            wit_session(s),
-            channel,
-            payload,
-            &headers,
-        );
-        let outcome = tokio::time::timeout(deadline, call).await;
-        pool.finish(Some(Hook::Publish), c, outcome)
+        call(self.pool()?, Some(Hook::Publish), async |hooks, store| {
+            // Collecting an empty iterator does not allocate.
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            hooks
+                .call_on_publish(store, wit_session(s), channel, payload, &headers)
+                .await
+        })
+        .await
     }
 
     pub(crate) async fn on_track(
@@ -175,26 +159,39 @@ impl LoadedPlugin {
         channel: &str,
         p: &Position,
     ) -> Result<wit::TrackVerdict, CallError> {
-        let pool = self.pool()?;
-        let mut c = pool.checkout().await?;
-        let deadline = pool.env().limits.wall_deadline;
-        let position = wit::Position {
-            entity: &p.entity,
-            lat: p.lat,
-            lon: p.lon,
-            accuracy: p.accuracy,
-            heading: p.heading,
-            speed: p.speed,
-            timestamp_ms: p.timestamp_ms,
-        };
-        let i = &mut c.instance;
-        let call = i.guest.quiver_plugin_hooks().call_on_track(
-            &mut i.store,
-            wit_session(s),
-            channel,
-            position,
-        );
-        let outcome = tokio::time::timeout(deadline, call).await;
-        pool.finish(Some(Hook::Track), c, outcome)
+        call(self.pool()?, Some(Hook::Track), async |hooks, store| {
+            let position = wit::Position {
+                entity: &p.entity,
+                lat: p.lat,
+                lon: p.lon,
+                accuracy: p.accuracy,
+                heading: p.heading,
+                speed: p.speed,
+                timestamp_ms: p.timestamp_ms,
+            };
+            hooks
+                .call_on_track(store, wit_session(s), channel, position)
+                .await
+        })
+        .await
     }
+}
+
+/// Runs one export call on an instance checked out of `pool`, under the
+/// wall-clock deadline, then hands the outcome to `finish` (metrics for
+/// `hook`, check-in or drop of the instance). `export` makes the call from
+/// the guest's hook exports and the instance's store. It is an async
+/// closure, so every hook's call path stays one future: nothing is boxed
+/// or allocated per call.
+async fn call<T>(
+    pool: &InstancePool,
+    hook: Option<Hook>,
+    export: impl AsyncFnOnce(&wit::Guest, &mut Store<PluginState>) -> wasmtime::Result<T>,
+) -> Result<T, CallError> {
+    let mut c = pool.checkout().await?;
+    let deadline = pool.env().limits.wall_deadline;
+    let i = &mut c.instance;
+    let call = export(i.guest.quiver_plugin_hooks(), &mut i.store);
+    let outcome = tokio::time::timeout(deadline, call).await;
+    pool.finish(hook, c, outcome)
 }

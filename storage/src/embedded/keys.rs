@@ -10,7 +10,9 @@
 //! - heads:       prefix
 //! - idempotency: prefix + the publisher's key bytes (the rest of the key)
 
-use crate::{ChannelKey, Offset, ReadRange, StoreError};
+use crate::{
+    ChannelKey, Offset, ReadRange, StoreError, validate_channel, validate_idempotency_key,
+};
 
 /// Longest tenant or channel name, in bytes: the length must fit the one-byte
 /// prefix.
@@ -22,29 +24,16 @@ pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
 
 /// The channel prefix shared by all three keyspaces. It is also the heads key.
 pub(crate) fn channel_prefix(key: &ChannelKey) -> Result<Vec<u8>, StoreError> {
-    let tenant = checked_name("tenant", &key.tenant)?;
-    let channel = checked_name("channel", &key.channel)?;
+    validate_channel(key)?;
+    let (tenant, channel) = (key.tenant.as_bytes(), key.channel.as_bytes());
     let mut out = Vec::with_capacity(2 + tenant.len() + channel.len() + 8);
     push_name(&mut out, tenant);
     push_name(&mut out, channel);
     Ok(out)
 }
 
-fn checked_name<'a>(what: &str, name: &'a str) -> Result<&'a [u8], StoreError> {
-    if name.is_empty() {
-        return Err(StoreError::Invalid(format!("{what} name is empty")));
-    }
-    if name.len() > MAX_NAME_BYTES {
-        return Err(StoreError::Invalid(format!(
-            "{what} name is {} bytes; the limit is {MAX_NAME_BYTES}",
-            name.len()
-        )));
-    }
-    Ok(name.as_bytes())
-}
-
 fn push_name(out: &mut Vec<u8>, name: &[u8]) {
-    // checked_name bounds the length to 255, so this cannot truncate.
+    // validate_channel bounds the length to 255, so this cannot truncate.
     out.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
     out.extend_from_slice(name);
 }
@@ -72,17 +61,7 @@ pub(crate) fn offset_of(prefix: &[u8], key: &[u8]) -> Result<Offset, StoreError>
 
 /// The idempotency record key of `idem` in the channel with `prefix`.
 pub(crate) fn idempotency_key(prefix: &[u8], idem: &str) -> Result<Vec<u8>, StoreError> {
-    if idem.is_empty() {
-        return Err(StoreError::Invalid(
-            "idempotency key is empty; omit it instead".into(),
-        ));
-    }
-    if idem.len() > MAX_IDEMPOTENCY_KEY_BYTES {
-        return Err(StoreError::Invalid(format!(
-            "idempotency key is {} bytes; the limit is {MAX_IDEMPOTENCY_KEY_BYTES}",
-            idem.len()
-        )));
-    }
+    validate_idempotency_key(idem)?;
     let mut key = Vec::with_capacity(prefix.len() + idem.len());
     key.extend_from_slice(prefix);
     key.extend_from_slice(idem.as_bytes());

@@ -41,9 +41,9 @@ pub use schema::{SCHEMA_CQL, schema_statements};
 
 use self::db::Db;
 use self::sequencer::Channels;
-use crate::embedded::{MAX_IDEMPOTENCY_KEY_BYTES, MAX_NAME_BYTES};
 use crate::{
     Appended, ChannelKey, MessageLog, NewMessage, Offset, ReadRange, StoreError, StoredMessage,
+    validate_channel, validate_idempotency_key,
 };
 
 /// Store backed by a ScyllaDB (or Cassandra) cluster. Cheap to clone: the
@@ -154,29 +154,11 @@ fn incarnation() -> u64 {
     (nanos as u64) ^ (u64::from(std::process::id()) << 32)
 }
 
-fn check_channel(key: &ChannelKey) -> Result<(), StoreError> {
-    for (what, name) in [("tenant", &*key.tenant), ("channel", &*key.channel)] {
-        if name.is_empty() || name.len() > MAX_NAME_BYTES {
-            return Err(StoreError::Invalid(format!(
-                "{what} name is {} bytes; it must be 1 to {MAX_NAME_BYTES}",
-                name.len()
-            )));
-        }
-    }
-    Ok(())
-}
-
 fn check_message(msg: &NewMessage) -> Result<(), StoreError> {
-    check_channel(&msg.channel)?;
-    if let Some(key) = &msg.idempotency_key
-        && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES)
-    {
-        return Err(StoreError::Invalid(format!(
-            "idempotency key is {} bytes; it must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES}",
-            key.len()
-        )));
-    }
-    Ok(())
+    validate_channel(&msg.channel)?;
+    msg.idempotency_key
+        .as_deref()
+        .map_or(Ok(()), validate_idempotency_key)
 }
 
 #[async_trait]
@@ -217,12 +199,12 @@ impl MessageLog for ScyllaStore {
         channel: &ChannelKey,
         range: ReadRange,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        check_channel(channel)?;
+        validate_channel(channel)?;
         self.inner.read_range(channel, range).await
     }
 
     async fn head(&self, channel: &ChannelKey) -> Result<Offset, StoreError> {
-        check_channel(channel)?;
+        validate_channel(channel)?;
         Ok(self.inner.durable_head(channel).await?)
     }
 

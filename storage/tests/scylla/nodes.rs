@@ -12,7 +12,9 @@ use quiver_storage::{
     Appended, ChannelKey, MessageId, MessageLog, NewMessage, ReadRange, StoreError,
 };
 
-use super::{KEYSPACE, connect, node};
+use quiver_storage::conformance::cql_node;
+
+use super::{KEYSPACE, connect};
 
 fn unique(label: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -135,7 +137,7 @@ async fn a_node_whose_lease_was_taken_cannot_write() {
 
     // Take the lease with a raw LWT, for 8 s (longer than the 5 s a node waits for a lease), as another node would.
     let session = scylla::client::session_builder::SessionBuilder::new()
-        .known_node(node())
+        .known_node_addr(cql_node())
         .build()
         .await
         .expect("raw session");

@@ -2,27 +2,16 @@
 //! chat and restarts, a database outage while serving, and a start while
 //! the database is down.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quiver_client::{Direction, ErrorCode, HistoryQuery};
 use quiver_server::setup::OpenStore;
+use quiver_storage::conformance::cql_node;
 use quiver_storage::conformance::proxy::Proxy;
 use quiver_storage::scylla::{ScyllaConfig, ScyllaStore};
 
 use crate::support::{ChildServer, FAST, TestServer, eventually};
-
-fn node() -> SocketAddr {
-    let node = std::env::var("QUIVER_CQL_NODE").unwrap_or_else(|_| {
-        panic!(
-            "QUIVER_CQL_NODE is not set. These tests need a CQL node: run \
-             `deploy/cql-node.sh start` and set QUIVER_CQL_NODE to the host:port it prints"
-        )
-    });
-    node.parse()
-        .unwrap_or_else(|e| panic!("QUIVER_CQL_NODE={node}: {e}"))
-}
 
 /// A keyspace of its own per test run, so runs never see each other's data.
 fn keyspace(label: &str) -> String {
@@ -38,7 +27,11 @@ fn config_with_store(url: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_history_and_restart_on_scylla() {
-    let url = format!("scylla://{}/{}?node_id=gw-chat", node(), keyspace("chat"));
+    let url = format!(
+        "scylla://{}/{}?node_id=gw-chat",
+        cql_node(),
+        keyspace("chat")
+    );
     let config = config_with_store(&url);
     let data = Arc::new(tempfile::TempDir::new().expect("tempdir"));
     let server = TestServer::start_in(data.clone(), &config).await;
@@ -86,7 +79,7 @@ async fn chat_history_and_restart_on_scylla() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_fails_publishes_fast_and_the_gateway_recovers_by_itself() {
-    let node = node();
+    let node = cql_node();
     let proxy = Proxy::start(node).await;
     let scylla = ScyllaConfig::new(vec![proxy.addr().to_string()], keyspace("outage"))
         .node_id("gw-outage")
@@ -179,7 +172,7 @@ async fn a_database_outage_fails_publishes_fast_and_the_gateway_recovers_by_itse
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_started_while_the_database_is_down_waits_and_says_so() {
-    let node = node();
+    let node = cql_node();
     let proxy = Proxy::start(node).await;
     proxy.cut();
     let dir = tempfile::TempDir::new().expect("tempdir");

@@ -22,11 +22,7 @@ async fn infinite_loop_is_cut_at_its_cpu_budget_and_the_next_call_works() {
     let s = session("acme", "u");
 
     let start = Instant::now();
-    let e = failed(
-        h.host
-            .on_publish(&s, "c", Bytes::from_static(b"spin"), vec![])
-            .await,
-    );
+    let e = failed(h.publish(&s, "c", b"spin").await);
     let took = start.elapsed();
     assert_eq!(
         e,
@@ -41,10 +37,7 @@ async fn infinite_loop_is_cut_at_its_cpu_budget_and_the_next_call_works() {
     );
 
     // The next call gets a fresh instance and works.
-    let v = h
-        .host
-        .on_publish(&s, "c", Bytes::from_static(b"hello"), vec![])
-        .await;
+    let v = h.publish(&s, "c", b"hello").await;
     assert!(matches!(v, PublishVerdict::Accept { .. }), "{v:?}");
     assert_eq!(
         h.metric(
@@ -67,16 +60,7 @@ async fn per_tenant_budget_overrides_the_default() {
     .await;
     h.install("slowpoke", "loop", "bad-infinite-loop", None)
         .await;
-    let e = failed(
-        h.host
-            .on_publish(
-                &session("slowpoke", "u"),
-                "c",
-                Bytes::from_static(b"spin"),
-                vec![],
-            )
-            .await,
-    );
+    let e = failed(h.publish(&session("slowpoke", "u"), "c", b"spin").await);
     assert_eq!(
         e,
         CallError::Timeout {
@@ -90,11 +74,7 @@ async fn memory_bomb_is_trapped_at_the_limit() {
     let h = Harness::with_config(|c| c.memory_limit_bytes(8 << 20)).await;
     h.install("acme", "bomb", "bad-memory-bomb", None).await;
     let s = session("acme", "u");
-    let e = failed(
-        h.host
-            .on_publish(&s, "c", Bytes::from_static(b"bomb"), vec![])
-            .await,
-    );
+    let e = failed(h.publish(&s, "c", b"bomb").await);
     assert_eq!(
         e,
         CallError::Memory {
@@ -102,9 +82,7 @@ async fn memory_bomb_is_trapped_at_the_limit() {
         }
     );
     assert!(matches!(
-        h.host
-            .on_publish(&s, "c", Bytes::from_static(b"ok"), vec![])
-            .await,
+        h.publish(&s, "c", b"ok").await,
         PublishVerdict::Accept { .. }
     ));
     assert_eq!(
@@ -126,7 +104,7 @@ async fn always_trap_is_recycled_and_its_failure_policy_applies() {
 
     // Fail-closed by default, with the panic message in the error.
     for _ in 0..3 {
-        match failed(h.host.on_publish(&s, "c", Bytes::new(), vec![]).await) {
+        match failed(h.publish(&s, "c", b"").await) {
             CallError::Trap { message } => {
                 assert!(message.contains("always-trap: on_publish"), "{message}")
             }
@@ -178,10 +156,7 @@ async fn always_trap_is_recycled_and_its_failure_policy_applies() {
         Some(r#"{"failure_policy": {"publish": "fail-open"}}"#),
     )
     .await;
-    let v = h
-        .host
-        .on_publish(&s, "c", Bytes::from_static(b"m"), vec![])
-        .await;
+    let v = h.publish(&s, "c", b"m").await;
     assert_eq!(
         v,
         PublishVerdict::Accept {

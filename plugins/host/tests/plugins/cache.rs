@@ -9,16 +9,7 @@ use quiver_plugin_host::PublishVerdict;
 use crate::support::{Harness, session};
 
 async fn filtered(h: &Harness) -> Bytes {
-    match h
-        .host
-        .on_publish(
-            &session("acme", "u"),
-            "c",
-            Bytes::from_static(b"heck"),
-            vec![],
-        )
-        .await
-    {
+    match h.publish(&session("acme", "u"), "c", b"heck").await {
         PublishVerdict::Accept { payload, .. } => payload,
         other => panic!("{other:?}"),
     }

@@ -25,16 +25,7 @@ async fn profanity_filter_masks_listed_words_and_passes_clean_text() {
     .await;
     let s = session("acme", "alice");
 
-    let (payload, _) = accepted(
-        h.host
-            .on_publish(
-                &s,
-                "chat",
-                Bytes::from_static(b"What the HECK, darn it"),
-                vec![],
-            )
-            .await,
-    );
+    let (payload, _) = accepted(h.publish(&s, "chat", b"What the HECK, darn it").await);
     assert_eq!(&payload[..], b"What the ****, **** it");
 
     let headers = vec![("k".to_string(), "v".to_string())];
@@ -71,20 +62,13 @@ async fn rate_limiter_rejects_past_the_limit_within_its_window() {
     .await;
     let alice = session("acme", "alice");
     for i in 0..3 {
-        let v = h
-            .host
-            .on_publish(&alice, "chat", Bytes::from_static(b"hi"), vec![])
-            .await;
+        let v = h.publish(&alice, "chat", b"hi").await;
         assert!(
             matches!(v, PublishVerdict::Accept { .. }),
             "message {i}: {v:?}"
         );
     }
-    match h
-        .host
-        .on_publish(&alice, "chat", Bytes::from_static(b"hi"), vec![])
-        .await
-    {
+    match h.publish(&alice, "chat", b"hi").await {
         PublishVerdict::Reject { plugin, reason } => {
             assert_eq!(&*plugin, "limit");
             assert!(reason.contains("at most 3"), "{reason}");
@@ -94,7 +78,7 @@ async fn rate_limiter_rejects_past_the_limit_within_its_window() {
     // Per user: bob has his own budget.
     let bob = session("acme", "bob");
     assert!(matches!(
-        h.host.on_publish(&bob, "chat", Bytes::new(), vec![]).await,
+        h.publish(&bob, "chat", b"").await,
         PublishVerdict::Accept { .. }
     ));
 
@@ -137,15 +121,13 @@ async fn join_policy_admits_only_members_to_private_channels() {
     }
 
     // Only admins manage membership, and commands are not stored.
-    let cmd = Bytes::from_static(b"add private:team alice");
+    let cmd = b"add private:team alice";
     assert!(matches!(
-        h.host
-            .on_publish(&bob, "_members", cmd.clone(), vec![])
-            .await,
+        h.publish(&bob, "_members", cmd).await,
         PublishVerdict::Reject { .. }
     ));
     assert!(matches!(
-        h.host.on_publish(&ops, "_members", cmd, vec![]).await,
+        h.publish(&ops, "_members", cmd).await,
         PublishVerdict::Drop { .. }
     ));
     assert_eq!(
@@ -183,9 +165,9 @@ async fn join_policy_admits_only_members_to_private_channels() {
         Verdict::Allow
     );
 
-    let remove = Bytes::from_static(b"remove private:team alice");
+    let remove = b"remove private:team alice";
     assert!(matches!(
-        h.host.on_publish(&ops, "_members", remove, vec![]).await,
+        h.publish(&ops, "_members", remove).await,
         PublishVerdict::Drop { .. }
     ));
     assert!(matches!(
@@ -194,9 +176,7 @@ async fn join_policy_admits_only_members_to_private_channels() {
     ));
     // Other channels' publishes pass through the policy untouched.
     assert!(matches!(
-        h.host
-            .on_publish(&alice, "chat", Bytes::new(), vec![])
-            .await,
+        h.publish(&alice, "chat", b"").await,
         PublishVerdict::Accept { .. }
     ));
 }
@@ -232,23 +212,8 @@ async fn plugins_chain_in_name_order_and_see_earlier_rewrites() {
     // and masks the payload; the result carries both changes.
     h.install("acme", "20-filter", "profanity-filter", None)
         .await;
-    h.install(
-        "acme",
-        "10-enrich",
-        "enricher",
-        Some(r#"{"sender_header": "x-from"}"#),
-    )
-    .await;
-    let (payload, headers) = accepted(
-        h.host
-            .on_publish(
-                &session("acme", "al"),
-                "c",
-                Bytes::from_static(b"oh heck"),
-                vec![],
-            )
-            .await,
-    );
+    h.install_enricher("acme", "10-enrich", "x-from").await;
+    let (payload, headers) = accepted(h.publish(&session("acme", "al"), "c", b"oh heck").await);
     assert_eq!(&payload[..], b"oh ****");
     assert_eq!(headers[0], ("x-from".into(), "al".into()));
 }
@@ -290,15 +255,6 @@ async fn manifest_is_respected_and_tenants_are_separate() {
     );
 
     // Another tenant runs none of acme's plugins.
-    let (payload, _) = accepted(
-        h.host
-            .on_publish(
-                &session("other", "a"),
-                "c",
-                Bytes::from_static(b"heck"),
-                vec![],
-            )
-            .await,
-    );
+    let (payload, _) = accepted(h.publish(&session("other", "a"), "c", b"heck").await);
     assert_eq!(&payload[..], b"heck");
 }

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use quiver_plugin_host::{CallError, PublishVerdict};
 
 use crate::support::{Harness, session};
@@ -26,15 +25,7 @@ async fn a_spinning_tenant_does_not_stop_another_tenants_calls() {
                 if let PublishVerdict::Failed {
                     error: CallError::Timeout { .. },
                     ..
-                } = h
-                    .host
-                    .on_publish(
-                        &session("evil", "x"),
-                        "c",
-                        Bytes::from_static(b"spin"),
-                        vec![],
-                    )
-                    .await
+                } = h.publish(&session("evil", "x"), "c", b"spin").await
                 {
                     timeouts.fetch_add(1, Ordering::Relaxed);
                 }
@@ -51,10 +42,7 @@ async fn a_spinning_tenant_does_not_stop_another_tenants_calls() {
     let until = Instant::now() + Duration::from_millis(300);
     while Instant::now() < until {
         let start = Instant::now();
-        let v = h
-            .host
-            .on_publish(&good, "c", Bytes::from_static(b"oh heck"), vec![])
-            .await;
+        let v = h.publish(&good, "c", b"oh heck").await;
         latencies.push(start.elapsed());
         match v {
             PublishVerdict::Accept { payload, .. } => assert_eq!(&payload[..], b"oh ****"),

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use bytes::Bytes;
 use quiver_plugin_host::{PublishVerdict, UploadError};
 
 use crate::support::{Harness, session, wasm};
@@ -11,11 +10,7 @@ use crate::support::{Harness, session, wasm};
 /// The sender header a publish came back with (the enricher's config
 /// names it, so it tells which version ran).
 async fn sender_header(h: &Harness) -> String {
-    match h
-        .host
-        .on_publish(&session("acme", "u"), "c", Bytes::from_static(b"x"), vec![])
-        .await
-    {
+    match h.publish(&session("acme", "u"), "c", b"x").await {
         PublishVerdict::Accept { headers, .. } => headers[0].0.clone(),
         other => panic!("call failed: {other:?}"),
     }
@@ -24,13 +19,7 @@ async fn sender_header(h: &Harness) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_swap_under_load_fails_no_call_and_the_next_call_sees_the_new_version() {
     let h = Arc::new(Harness::new().await);
-    h.install(
-        "acme",
-        "enrich",
-        "enricher",
-        Some(r#"{"sender_header": "x-v1"}"#),
-    )
-    .await;
+    h.install_enricher("acme", "enrich", "x-v1").await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let (v1, v2, failed) = (
@@ -49,11 +38,7 @@ async fn hot_swap_under_load_fails_no_call_and_the_next_call_sees_the_new_versio
         );
         callers.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                match h
-                    .host
-                    .on_publish(&session("acme", "u"), "c", Bytes::from_static(b"x"), vec![])
-                    .await
-                {
+                match h.publish(&session("acme", "u"), "c", b"x").await {
                     PublishVerdict::Accept { headers, .. } if headers[0].0 == "x-v1" => {
                         v1.fetch_add(1, Ordering::Relaxed)
                     }
@@ -72,17 +57,8 @@ async fn hot_swap_under_load_fails_no_call_and_the_next_call_sees_the_new_versio
     while v1.load(Ordering::Relaxed) < 200 {
         tokio::task::yield_now().await;
     }
-    let meta = h
-        .host
-        .upload(
-            "acme",
-            "enrich",
-            wasm("enricher"),
-            Some(r#"{"sender_header": "x-v2"}"#),
-        )
-        .await
-        .unwrap();
-    assert_eq!(meta.version, 2);
+    let version = h.install_enricher("acme", "enrich", "x-v2").await;
+    assert_eq!(version, 2);
     // The very next call runs the new version.
     assert_eq!(sender_header(&h).await, "x-v2");
     let seen = v2.load(Ordering::Relaxed);
@@ -103,20 +79,8 @@ async fn hot_swap_under_load_fails_no_call_and_the_next_call_sees_the_new_versio
 #[tokio::test]
 async fn rollback_activate_list_and_delete() {
     let h = Harness::new().await;
-    h.install(
-        "acme",
-        "enrich",
-        "enricher",
-        Some(r#"{"sender_header": "x-v1"}"#),
-    )
-    .await;
-    h.install(
-        "acme",
-        "enrich",
-        "enricher",
-        Some(r#"{"sender_header": "x-v2"}"#),
-    )
-    .await;
+    h.install_enricher("acme", "enrich", "x-v1").await;
+    h.install_enricher("acme", "enrich", "x-v2").await;
     assert_eq!(sender_header(&h).await, "x-v2");
 
     assert_eq!(h.host.rollback("acme", "enrich").await.unwrap(), 1);
@@ -156,11 +120,7 @@ async fn rollback_activate_list_and_delete() {
 
     assert!(h.host.delete("acme", "enrich").await.unwrap());
     assert!(h.host.hooks("acme").is_empty());
-    match h
-        .host
-        .on_publish(&session("acme", "u"), "c", Bytes::from_static(b"x"), vec![])
-        .await
-    {
+    match h.publish(&session("acme", "u"), "c", b"x").await {
         PublishVerdict::Accept { headers, .. } => assert!(headers.is_empty()),
         other => panic!("{other:?}"),
     }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use quiver_plugin_host::{ChannelPublisher, HostConfig, HostServices, PluginHost, SessionInfo};
+use quiver_plugin_host::{
+    ChannelPublisher, HostConfig, HostServices, PluginHost, PublishVerdict, SessionInfo,
+};
 use quiver_storage::embedded::{EmbeddedConfig, EmbeddedStore};
 
 pub use build::wasm;
@@ -120,6 +122,26 @@ impl Harness {
             .await
             .unwrap_or_else(|e| panic!("upload of {example} failed: {e}"))
             .version
+    }
+
+    /// Uploads the `enricher` example, configured to put the sender in
+    /// the header `sender_header` (which tells versions apart).
+    pub async fn install_enricher(&self, tenant: &str, plugin: &str, sender_header: &str) -> u32 {
+        let config = format!(r#"{{"sender_header": "{sender_header}"}}"#);
+        self.install(tenant, plugin, "enricher", Some(&config))
+            .await
+    }
+
+    /// Runs the `on-publish` chain on `payload`, without headers.
+    pub async fn publish(
+        &self,
+        session: &SessionInfo,
+        channel: &str,
+        payload: &'static [u8],
+    ) -> PublishVerdict {
+        self.host
+            .on_publish(session, channel, Bytes::from_static(payload), Vec::new())
+            .await
     }
 
     /// The value of a metric sample with these labels, or 0.
