@@ -8,7 +8,6 @@
 //! one TLS/QUIC config instead of building a root store per client.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -83,6 +82,10 @@ impl Pool {
         ClientConfig::new(self.server.clone(), token, self.trust.clone())
             .client_name(name)
             .with_quic_config(self.quic.clone())
+            // The client applies its own transport settings on top of the
+            // shared QUIC config, so they are set here.
+            .keepalive(KEEPALIVE)
+            .idle_timeout(IDLE_TIMEOUT)
             .reconnect(Reconnect::default())
     }
 
@@ -180,19 +183,9 @@ fn grow_buffers(socket: &UdpSocket) {
     }
 }
 
-/// The QUIC config every load client shares. Built here rather than by
-/// `ClientConfig` because an override replaces the client's transport
-/// settings too, so they are restated.
+/// The QUIC config every load client shares: only its TLS part counts,
+/// because `ClientConfig::quic_config` replaces the transport settings with
+/// the client's own (keep-alive, idle timeout, stream limit).
 fn quic_config(trust: &Trust) -> anyhow::Result<quinn::ClientConfig> {
-    let mut quic = quic_client_config(trust).context("cannot build the TLS config")?;
-    let mut transport = quinn::TransportConfig::default();
-    let idle = quinn::IdleTimeout::try_from(IDLE_TIMEOUT).context("idle timeout out of range")?;
-    transport
-        .max_idle_timeout(Some(idle))
-        .keep_alive_interval(Some(KEEPALIVE))
-        // One stream per subscription; the client opens the rest.
-        .max_concurrent_uni_streams(16u32.into())
-        .max_concurrent_bidi_streams(0u32.into());
-    quic.transport_config(Arc::new(transport));
-    Ok(quic)
+    quic_client_config(trust).context("cannot build the TLS config")
 }

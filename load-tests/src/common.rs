@@ -9,6 +9,7 @@ use clap::Args;
 use quiver_client::Trust;
 
 use crate::clients::Pool;
+use crate::progress::ProgressMode;
 use crate::tokens::Minter;
 
 /// Tokens outlive the run by this much, so a slow connect phase or a
@@ -56,6 +57,13 @@ pub struct CommonArgs {
     /// Write every figure of the run to this file as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Write an HTML report with charts (latency percentiles, throughput
+    /// and connections over time) to DIR/<scenario>.html.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Live progress: a bar on a terminal, a line per second otherwise.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
     /// UDP sockets (quinn endpoints) the clients are spread over.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub sockets: u32,
@@ -84,21 +92,34 @@ pub struct Setup {
 }
 
 impl CommonArgs {
-    /// Opens the sockets and loads the signing secret.
-    pub async fn setup(&self) -> anyhow::Result<Setup> {
-        let warmup = Duration::from_secs_f64(self.warmup);
-        let duration = Duration::from_secs_f64(self.duration);
-        let drain = Duration::from_secs_f64(self.drain);
-        if duration.is_zero() {
-            bail!("--duration must be above 0");
-        }
-        let trust = match (&self.ca, self.insecure) {
+    /// How to trust the server's certificate.
+    pub fn trust(&self) -> anyhow::Result<Trust> {
+        Ok(match (&self.ca, self.insecure) {
             (Some(ca), _) => Trust::CaPem(ca.clone()),
             (None, true) => Trust::Insecure,
             (None, false) => bail!(
                 "no certificate to trust: pass --ca PEM (dev server: --ca DATA_DIR/tls/dev-cert.pem) or --insecure"
             ),
-        };
+        })
+    }
+
+    /// Warmup, measurement and drain as durations.
+    pub fn phases(&self) -> anyhow::Result<(Duration, Duration, Duration)> {
+        let duration = Duration::from_secs_f64(self.duration);
+        if duration.is_zero() {
+            bail!("--duration must be above 0");
+        }
+        Ok((
+            Duration::from_secs_f64(self.warmup),
+            duration,
+            Duration::from_secs_f64(self.drain),
+        ))
+    }
+
+    /// Opens the sockets and loads the signing secret.
+    pub async fn setup(&self) -> anyhow::Result<Setup> {
+        let (warmup, duration, drain) = self.phases()?;
+        let trust = self.trust()?;
         let lifetime = warmup + duration + drain + TOKEN_MARGIN;
         let minter = match (&self.data_dir, &self.tenant, &self.secret) {
             (Some(dir), _, _) => Minter::dev(dir, lifetime)?,

@@ -8,13 +8,73 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::Serialize;
 
+use crate::common::CommonArgs;
+use crate::html::{Page, Section, standard_charts};
+use crate::machine::Machine;
+use crate::progress::Series;
 use crate::stats::Summary;
+
+/// What every scenario's report offers: a table for people, JSON for
+/// scripts (the `Serialize` impl, every figure), a verdict, and the
+/// per-second series the HTML report charts.
+pub trait Figures: Serialize {
+    /// The scenario's name: `fanout`, `chat`, ...
+    fn scenario(&self) -> &str;
+    fn table(&self) -> Table;
+    /// Whether the delivery guarantees held (gaps, duplicates, losses).
+    fn passed(&self) -> bool;
+    fn series(&self) -> &Series;
+}
+
+/// The command line as typed, for reports.
+pub fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            } else {
+                a
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The HTML section of one report: its table and its charts.
+pub fn section(heading: &str, figures: &impl Figures) -> Section {
+    Section {
+        heading: heading.to_owned(),
+        rows: figures.table().rows,
+        charts: standard_charts(heading, figures.series()),
+    }
+}
+
+/// Prints the table, writes `--json` and `--report`; returns the verdict.
+pub fn emit(common: &CommonArgs, figures: &impl Figures) -> anyhow::Result<bool> {
+    print!("{}", figures.table().render());
+    if let Some(path) = &common.json {
+        write_json(path, figures)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(dir) = &common.report {
+        let path = dir.join(format!("{}.html", figures.scenario()));
+        let page = Page {
+            title: format!("quiver-load {}", figures.scenario()),
+            command: command_line(),
+            machine: Machine::now(),
+            sections: vec![section(figures.scenario(), figures)],
+        };
+        page.write(&path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(figures.passed())
+}
 
 /// Rows of label and value, printed as two aligned columns.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
-    title: String,
-    rows: Vec<(String, String)>,
+    pub title: String,
+    pub rows: Vec<(String, String)>,
 }
 
 impl Table {

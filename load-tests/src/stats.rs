@@ -47,6 +47,11 @@ impl Latency {
         self.histogram.len()
     }
 
+    /// Forgets every sample, keeping the allocation.
+    pub fn reset(&mut self) {
+        self.histogram.reset();
+    }
+
     /// The figures reports show.
     pub fn summary(&self) -> Summary {
         let ms = |micros: u64| micros as f64 / 1000.0;

@@ -8,11 +8,9 @@
 //! latencies; the offset check covers the whole run.
 
 mod figures;
-mod publisher;
-mod subscriber;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
@@ -20,11 +18,14 @@ use quiver_client::{Client, Subscription};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::traffic::{publisher, subscriber, unix_ms};
 use crate::clients::{Connected, connect_all};
 use crate::common::{CommonArgs, Setup, Timeline};
+use crate::live::{Kind, Live};
 use crate::payload::{Clock, HEADER_LEN};
+use crate::progress::Monitor;
 
-pub use figures::FanoutReport;
+pub use figures::{FanoutReport, Measured};
 
 /// Flags of the fanout scenario.
 #[derive(Debug, Clone, Args)]
@@ -51,7 +52,7 @@ pub struct FanoutArgs {
 }
 
 impl FanoutArgs {
-    fn validate(&self) -> anyhow::Result<()> {
+    pub fn validate(&self) -> anyhow::Result<()> {
         if !self.rate.is_finite() || self.rate < 0.0 {
             bail!("--rate must be a number of messages per second, 0 or more");
         }
@@ -60,6 +61,32 @@ impl FanoutArgs {
         }
         Ok(())
     }
+
+    /// Publisher `index`'s share of the plan.
+    pub(crate) fn plan(
+        &self,
+        index: usize,
+        channel: &Arc<str>,
+        clock: Clock,
+        timeline: Timeline,
+    ) -> publisher::Plan {
+        publisher::Plan {
+            index: index as u32,
+            channel: Arc::clone(channel),
+            rate: (self.rate > 0.0).then(|| self.rate / f64::from(self.publishers)),
+            // Publisher i starts i/P of a period late: together they send
+            // evenly spaced messages at the total rate.
+            phase: if self.rate > 0.0 {
+                Duration::from_secs_f64(index as f64 / self.rate)
+            } else {
+                Duration::ZERO
+            },
+            inflight: self.inflight as usize,
+            size: self.size,
+            clock,
+            timeline,
+        }
+    }
 }
 
 /// Runs the scenario and returns its figures; whether they pass is for the
@@ -67,54 +94,49 @@ impl FanoutArgs {
 pub async fn run(common: &CommonArgs, args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
     args.validate()?;
     let setup = common.setup().await?;
+    let live = Live::new();
+    let monitor = Monitor::start(Arc::clone(&live), common.progress, "fanout");
     let channel: Arc<str> = match &args.channel {
         Some(channel) => Arc::from(channel.as_str()),
         None => Arc::from(format!("load-fanout-{}", unix_ms()).as_str()),
     };
-    let (subscribers, subs) = connect_subscribers(&setup, args, &channel).await?;
-    let publishers = connect_publishers(&setup, args).await?;
+    monitor.phase("connecting subscribers", None);
+    let (subscribers, subs) = connect_subscribers(&setup, args, &channel, &live).await?;
+    monitor.phase("connecting publishers", None);
+    let publishers = connect_publishers(&setup, args, &live).await?;
 
     let clock = Clock::new();
-    let started_unix_ms = u64::try_from(unix_ms()).unwrap_or(u64::MAX);
+    let started_unix_ms = unix_ms();
     let timeline = Timeline::new(Instant::now(), setup.warmup, setup.duration, setup.drain);
-    eprintln!(
-        "running: {:.1} s warmup, {:.1} s measured, up to {:.1} s drain",
-        setup.warmup.as_secs_f64(),
-        setup.duration.as_secs_f64(),
-        setup.drain.as_secs_f64()
-    );
+    live.set_timeline(timeline);
+    monitor.phase("publishing", Some(setup.warmup + setup.duration));
     let (announce, announced) = watch::channel(None);
     let mut receiving = JoinSet::new();
-    for subscription in subs {
-        let announced = announced.clone();
-        receiving.spawn(subscriber::run(subscription, clock, timeline, announced));
-    }
-    let per_publisher = args.rate / f64::from(args.publishers);
-    let mut publishing = JoinSet::new();
-    for (index, client) in publishers.items.iter().enumerate() {
-        let plan = publisher::Plan {
-            index: index as u32,
-            channel: Arc::clone(&channel),
-            rate: (args.rate > 0.0).then_some(per_publisher),
-            // Publisher i starts i/P of a period late: together they send
-            // evenly spaced messages at the total rate.
-            phase: if args.rate > 0.0 {
-                Duration::from_secs_f64(index as f64 / args.rate)
-            } else {
-                Duration::ZERO
-            },
-            inflight: args.inflight as usize,
-            size: args.size,
+    for (index, subscription) in subs.into_iter().enumerate() {
+        let probe = live.probe(Kind::Delivery, index);
+        receiving.spawn(subscriber::run(
+            subscription,
             clock,
             timeline,
-        };
-        publishing.spawn(publisher::run(client.clone(), plan));
+            announced.clone(),
+            probe,
+        ));
+    }
+    let mut publishing = JoinSet::new();
+    for (index, client) in publishers.items.iter().enumerate() {
+        let plan = args.plan(index, &channel, clock, timeline);
+        publishing.spawn(publisher::run(
+            client.clone(),
+            plan,
+            live.probe(Kind::Ack, index),
+        ));
     }
 
     let mut published = publisher::Outcome::default();
     while let Some(outcome) = publishing.join_next().await {
         published.merge(outcome.context("a publisher task failed")?);
     }
+    monitor.phase("draining", None);
     // Subscribers now know where to stop; a send error only means they all
     // finished already.
     let _ = announce.send(Some(published.max_offset));
@@ -132,22 +154,29 @@ pub async fn run(common: &CommonArgs, args: &FanoutArgs) -> anyhow::Result<Fanou
         .chain(&publishers.items)
         .map(Client::reconnect_count)
         .sum();
+    monitor.phase("closing", None);
     setup.pool.close(&subscribers.items).await;
     setup.pool.close(&publishers.items).await;
+    let series = monitor.finish().await;
 
     Ok(FanoutReport::new(
         common,
         args,
         &channel,
-        figures::Measured {
-            subscribers_connect: &subscribers,
-            publishers_connect: &publishers,
+        Measured {
+            target: "gateway",
+            subscribers_connect_s: subscribers.elapsed.as_secs_f64(),
+            subscriber_connect: subscribers.latency.summary(),
+            publishers_connect_s: publishers.elapsed.as_secs_f64(),
             timeline,
             drained_after: drained_at.saturating_duration_since(timeline.measure_until),
             published,
             received,
+            latency: live.delivery_latency().summary(),
+            ack_latency: live.ack_latency().summary(),
             reconnects,
             started_unix_ms,
+            series,
         },
     ))
 }
@@ -158,6 +187,7 @@ async fn connect_subscribers(
     setup: &Setup,
     args: &FanoutArgs,
     channel: &Arc<str>,
+    live: &Arc<Live>,
 ) -> anyhow::Result<(Connected<Client>, Vec<Subscription>)> {
     let count = args.subscribers as usize;
     eprintln!(
@@ -168,6 +198,7 @@ async fn connect_subscribers(
         let token = setup.minter.token(&format!("load-sub-{index}"))?;
         let config = setup.pool.client_config(token, "quiver-load/fanout-sub");
         let client = setup.pool.connect(index, config).await?;
+        live.connection(1);
         let subscription = client
             .subscribe(channel, None)
             .await
@@ -188,7 +219,11 @@ async fn connect_subscribers(
 
 /// Connects the publishers on the sockets after the subscribers', so they
 /// do not all share the first one.
-async fn connect_publishers(setup: &Setup, args: &FanoutArgs) -> anyhow::Result<Connected<Client>> {
+async fn connect_publishers(
+    setup: &Setup,
+    args: &FanoutArgs,
+    live: &Arc<Live>,
+) -> anyhow::Result<Connected<Client>> {
     let count = args.publishers as usize;
     let first = args.subscribers as usize;
     eprintln!("connecting {count} publishers");
@@ -199,13 +234,9 @@ async fn connect_publishers(setup: &Setup, args: &FanoutArgs) -> anyhow::Result<
             .client_config(token, "quiver-load/fanout-pub")
             // The client's own cap must not be the one that binds.
             .max_in_flight(args.inflight as usize);
-        setup.pool.connect(first + index, config).await
+        let client = setup.pool.connect(first + index, config).await?;
+        live.connection(1);
+        Ok(client)
     })
     .await
-}
-
-fn unix_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis())
 }

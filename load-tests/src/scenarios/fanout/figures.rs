@@ -3,26 +3,34 @@
 
 use std::time::Duration;
 
-use quiver_client::Client;
 use serde::Serialize;
 
-use super::{FanoutArgs, publisher, subscriber};
-use crate::clients::Connected;
+use super::FanoutArgs;
 use crate::common::{CommonArgs, Timeline};
-use crate::report::{Table, grouped, ms, per_sec, percentiles};
+use crate::progress::Series;
+use crate::report::{Figures, Table, grouped, ms, per_sec, percentiles};
+use crate::scenarios::traffic::{publisher, subscriber};
 use crate::stats::Summary;
 
-/// What the run measured, handed over by the scenario.
-pub(super) struct Measured<'a> {
-    pub subscribers_connect: &'a Connected<Client>,
-    pub publishers_connect: &'a Connected<Client>,
+/// What the run measured, handed over by the scenario (or by the floor's
+/// thin clients, which report the same figures).
+#[derive(Debug)]
+pub struct Measured {
+    /// `gateway` or `floor`.
+    pub target: &'static str,
+    pub subscribers_connect_s: f64,
+    pub subscriber_connect: Summary,
+    pub publishers_connect_s: f64,
     pub timeline: Timeline,
     /// Time from the end of the window until every subscriber was done.
     pub drained_after: Duration,
     pub published: publisher::Outcome,
     pub received: subscriber::Outcome,
+    pub latency: Summary,
+    pub ack_latency: Summary,
     pub reconnects: u64,
     pub started_unix_ms: u64,
+    pub series: Series,
 }
 
 /// Every figure of a fanout run. Rates and latencies cover the measurement
@@ -30,6 +38,9 @@ pub(super) struct Measured<'a> {
 #[derive(Debug, Clone, Serialize)]
 pub struct FanoutReport {
     pub scenario: &'static str,
+    /// `gateway` (quiver-client against `quiver serve`) or `floor` (raw
+    /// quinn against `quiver-load floor`).
+    pub target: &'static str,
     /// When the load started, Unix milliseconds.
     pub started_unix_ms: u64,
     pub server: String,
@@ -84,18 +95,31 @@ pub struct FanoutReport {
 
     pub passed: bool,
     pub failures: Vec<String>,
+    /// The run second by second.
+    pub series: Series,
+}
+
+impl Figures for FanoutReport {
+    fn scenario(&self) -> &str {
+        self.scenario
+    }
+    fn table(&self) -> Table {
+        FanoutReport::table(self)
+    }
+    fn passed(&self) -> bool {
+        self.passed
+    }
+    fn series(&self) -> &Series {
+        &self.series
+    }
 }
 
 impl FanoutReport {
-    pub(super) fn new(
-        common: &CommonArgs,
-        args: &FanoutArgs,
-        channel: &str,
-        m: Measured<'_>,
-    ) -> Self {
+    pub fn new(common: &CommonArgs, args: &FanoutArgs, channel: &str, m: Measured) -> Self {
         let window = m.timeline.window().as_secs_f64();
         let mut report = Self {
             scenario: "fanout",
+            target: m.target,
             started_unix_ms: m.started_unix_ms,
             server: common.server.clone(),
             channel: channel.to_owned(),
@@ -109,9 +133,9 @@ impl FanoutReport {
             duration_s: window,
             drain_s: common.drain,
             drained_after_s: m.drained_after.as_secs_f64(),
-            subscribers_connect_s: m.subscribers_connect.elapsed.as_secs_f64(),
-            subscriber_connect_ms: m.subscribers_connect.latency.summary(),
-            publishers_connect_s: m.publishers_connect.elapsed.as_secs_f64(),
+            subscribers_connect_s: m.subscribers_connect_s,
+            subscriber_connect_ms: m.subscriber_connect,
+            publishers_connect_s: m.publishers_connect_s,
             publish_rate: m.published.acked_in_window as f64 / window,
             published_in_window: m.published.acked_in_window,
             published_total: m.published.sent,
@@ -123,8 +147,8 @@ impl FanoutReport {
             expected_delivery_rate: args.rate * f64::from(args.subscribers),
             delivered_in_window: m.received.delivered_in_window,
             delivered_total: m.received.delivered,
-            latency: m.received.latency.summary(),
-            ack_latency: m.published.ack_latency.summary(),
+            latency: m.latency,
+            ack_latency: m.ack_latency,
             gaps: m.received.offsets.gaps,
             duplicates: m.received.offsets.duplicates,
             undelivered: m.received.undelivered,
@@ -134,6 +158,7 @@ impl FanoutReport {
             reconnects: m.reconnects,
             passed: false,
             failures: Vec::new(),
+            series: m.series,
         };
         report.failures = report.judge();
         report.passed = report.failures.is_empty();
@@ -165,7 +190,8 @@ impl FanoutReport {
     /// The plain-text summary.
     pub fn table(&self) -> Table {
         let mut t = Table::new(format!(
-            "quiver-load fanout: {} subscribers, {} publisher(s), {} B payload, channel {}",
+            "quiver-load fanout ({}): {} subscribers, {} publisher(s), {} B payload, channel {}",
+            self.target,
             grouped(self.subscribers.into()),
             self.publishers,
             self.payload_bytes,

@@ -7,13 +7,13 @@ use quiver_client::Subscription;
 use tokio::sync::watch;
 
 use crate::common::Timeline;
+use crate::live::Probe;
 use crate::offsets::{OffsetCheck, OffsetTally};
 use crate::payload::{self, Clock};
-use crate::stats::Latency;
 
 /// What one subscriber saw.
 #[derive(Debug, Default)]
-pub(super) struct Outcome {
+pub struct Outcome {
     /// Deliveries received in the measurement window.
     pub delivered_in_window: u64,
     /// Deliveries over the whole run.
@@ -30,17 +30,16 @@ pub(super) struct Outcome {
     /// Subscriptions that ended early, and why the first one did.
     pub failed: u64,
     pub error: Option<String>,
-    /// Publish→deliver latency of deliveries received in the window.
-    pub latency: Latency,
 }
 
 /// Reads until the last acked offset (announced through `target` once the
 /// publishers are done) has arrived, or until the run's deadline.
-pub(super) async fn run(
+pub async fn run(
     mut subscription: Subscription,
     clock: Clock,
     timeline: Timeline,
     mut target: watch::Receiver<Option<u64>>,
+    mut probe: Probe,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let mut check = OffsetCheck::new(subscription.head_offset());
@@ -62,14 +61,16 @@ pub(super) async fn run(
                     check.observe(message.offset);
                     let Some(stamp) = payload::decode(&message.payload) else {
                         outcome.foreign += 1;
+                        probe.count();
                         continue;
                     };
+                    probe.record(clock.since(stamp.sent_nanos, now), now);
                     if timeline.measures(now) {
                         outcome.delivered_in_window += 1;
-                        outcome.latency.record(clock.since(stamp.sent_nanos, now));
                     }
                 }
                 Some(Err(error)) => {
+                    probe.error();
                     outcome.failed = 1;
                     outcome.error = Some(error.to_string());
                     break;
@@ -97,12 +98,12 @@ impl Outcome {
     /// Counts what never arrived of the messages up to `last_acked`. Done
     /// by the caller, because a subscriber that hit the deadline may not
     /// have been told the last offset.
-    pub(super) fn settle(&mut self, last_acked: u64) {
+    pub fn settle(&mut self, last_acked: u64) {
         self.undelivered = last_acked.saturating_sub(self.last);
     }
 
     /// Folds another subscriber's outcome into this one.
-    pub(super) fn merge(&mut self, other: Outcome) {
+    pub fn merge(&mut self, other: Outcome) {
         self.delivered_in_window += other.delivered_in_window;
         self.delivered += other.delivered;
         self.foreign += other.foreign;
@@ -112,6 +113,5 @@ impl Outcome {
         if self.error.is_none() {
             self.error = other.error;
         }
-        self.latency.merge(&other.latency);
     }
 }

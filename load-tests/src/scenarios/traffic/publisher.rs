@@ -10,12 +10,12 @@ use futures::stream::FuturesUnordered;
 use quiver_client::{Client, ClientError, PublishAck};
 
 use crate::common::Timeline;
+use crate::live::Probe;
 use crate::payload::{self, Clock, Stamp};
-use crate::stats::Latency;
 
 /// What one publisher is asked to do.
 #[derive(Debug, Clone)]
-pub(super) struct Plan {
+pub struct Plan {
     pub index: u32,
     pub channel: Arc<str>,
     /// Messages per second for this publisher; `None` = as fast as acks
@@ -32,7 +32,7 @@ pub(super) struct Plan {
 
 /// What one publisher saw.
 #[derive(Debug, Default)]
-pub(super) struct Outcome {
+pub struct Outcome {
     /// Acks received in the measurement window.
     pub acked_in_window: u64,
     /// Publishes started over the whole run.
@@ -46,31 +46,32 @@ pub(super) struct Outcome {
     pub unsent: u64,
     /// Highest offset acked: subscribers are done once they reach it.
     pub max_offset: u64,
-    /// Publish→ack latency of acks received in the window.
-    pub ack_latency: Latency,
 }
 
 /// The absolute send time of message `seq`. Computed from the start rather
 /// than by adding a period per message, so rounding never accumulates into
 /// drift and a late publisher catches up in a burst (the offered load stays
 /// what was asked for).
-fn due(start: Instant, rate: f64, seq: u64) -> Instant {
+pub fn due(start: Instant, rate: f64, seq: u64) -> Instant {
     start + Duration::from_secs_f64(seq as f64 / rate)
 }
 
 /// How many messages the schedule wanted sent before `until`.
-fn scheduled_before(start: Instant, rate: f64, until: Instant) -> u64 {
+pub fn scheduled_before(start: Instant, rate: f64, until: Instant) -> u64 {
     let elapsed = until.saturating_duration_since(start).as_secs_f64();
     (elapsed * rate).ceil() as u64
 }
 
 /// Publishes until the window ends, then waits for outstanding acks until
 /// the drain deadline.
-pub(super) async fn run(client: Client, plan: Plan) -> Outcome {
+pub async fn run(client: Client, plan: Plan, mut probe: Probe) -> Outcome {
     let mut outcome = Outcome::default();
     let start = plan.timeline.start + plan.phase;
     let stop = plan.timeline.measure_until;
     let mut in_flight = FuturesUnordered::new();
+    // A refusal with a retry hint (RateLimited) pauses sending until then,
+    // as an app would, instead of spinning on refusals.
+    let mut paused_until = start;
     loop {
         let now = Instant::now();
         if now >= stop {
@@ -79,7 +80,8 @@ pub(super) async fn run(client: Client, plan: Plan) -> Outcome {
         let next = match plan.rate {
             Some(rate) => due(start, rate, outcome.sent),
             None => now,
-        };
+        }
+        .max(paused_until);
         if in_flight.len() < plan.inflight && next <= now {
             // The stamp is the scheduled time, not the actual one: when the
             // publisher falls behind, that delay counts as latency instead
@@ -103,7 +105,9 @@ pub(super) async fn run(client: Client, plan: Plan) -> Outcome {
         };
         tokio::select! {
             Some((sent_at, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                outcome.settle(sent_at, result, &plan.timeline);
+                if let Some(wait) = outcome.settle(sent_at, result, &plan.timeline, &mut probe) {
+                    paused_until = paused_until.max(Instant::now() + wait);
+                }
             }
             () = tokio::time::sleep_until(wake.into()) => {}
         }
@@ -115,39 +119,45 @@ pub(super) async fn run(client: Client, plan: Plan) -> Outcome {
     while let Ok(Some((sent_at, result))) =
         tokio::time::timeout_at(deadline, in_flight.next()).await
     {
-        outcome.settle(sent_at, result, &plan.timeline);
+        let _ = outcome.settle(sent_at, result, &plan.timeline, &mut probe);
     }
     outcome.errors += in_flight.len() as u64;
+    probe.errors(in_flight.len() as u64);
     outcome
 }
 
 impl Outcome {
-    /// Accounts for one answered publish.
+    /// Accounts for one answered publish; returns how long the server asked
+    /// to wait before the next one, if it refused this one with a hint.
     fn settle(
         &mut self,
         sent_at: Instant,
         result: Result<PublishAck, ClientError>,
         timeline: &Timeline,
-    ) {
+        probe: &mut Probe,
+    ) -> Option<Duration> {
         match result {
             Ok(ack) => {
                 let now = Instant::now();
                 self.acked += 1;
                 self.max_offset = self.max_offset.max(ack.offset);
+                probe.record(now - sent_at, now);
                 if timeline.measures(now) {
                     self.acked_in_window += 1;
-                    self.ack_latency.record(now - sent_at);
                 }
+                None
             }
             Err(error) => {
                 self.errors += 1;
+                probe.error();
                 self.first_error.get_or_insert_with(|| error.to_string());
+                error.retry_after()
             }
         }
     }
 
     /// Folds another publisher's outcome into this one.
-    pub(super) fn merge(&mut self, other: Outcome) {
+    pub fn merge(&mut self, other: Outcome) {
         self.acked_in_window += other.acked_in_window;
         self.sent += other.sent;
         self.acked += other.acked;
@@ -157,7 +167,6 @@ impl Outcome {
         }
         self.unsent += other.unsent;
         self.max_offset = self.max_offset.max(other.max_offset);
-        self.ack_latency.merge(&other.ack_latency);
     }
 }
 
