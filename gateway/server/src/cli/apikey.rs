@@ -1,12 +1,11 @@
 //! `quiver apikey`: prints a tenant's key of the publish API, for a
 //! backend's configuration or a curl command.
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::Args;
-use quiver_server::setup::Loaded;
-use quiver_server::tenants::{DEV_TENANT, dev_api_key, tenant_api_keys};
+use quiver_server::tenants::{dev_api_key, tenant_api_keys};
 
-use super::ConfigArgs;
+use super::{ConfigArgs, TenantSource, tenant_source};
 
 #[derive(Debug, Args)]
 pub(super) struct ApiKeyArgs {
@@ -18,23 +17,10 @@ pub(super) struct ApiKeyArgs {
 }
 
 pub(super) fn run(args: ApiKeyArgs) -> anyhow::Result<()> {
-    let mut loaded = Loaded::from_file(args.config.config.as_deref())?;
-    if let Some(dir) = args.config.data_dir {
-        loaded.config.server.data_dir = dir;
-    }
-    let key = if loaded.dev {
-        if args.tenant != DEV_TENANT {
-            bail!("without --config only the dev tenant {DEV_TENANT:?} exists");
-        }
-        dev_api_key(&loaded.config.server.data_dir)?
-    } else {
-        let section = loaded
-            .config
-            .tenants
-            .iter()
-            .find(|t| t.id == args.tenant)
-            .with_context(|| format!("tenant {:?} is not in the config", args.tenant))?;
-        tenant_api_keys(section, &loaded.base)?
+    let loaded = args.config.load()?;
+    let key = match tenant_source(&loaded, &args.tenant)? {
+        TenantSource::Dev(data_dir) => dev_api_key(data_dir)?,
+        TenantSource::Configured { section, base } => tenant_api_keys(section, base)?
             .into_iter()
             .next()
             .with_context(|| {
@@ -42,7 +28,7 @@ pub(super) fn run(args: ApiKeyArgs) -> anyhow::Result<()> {
                     "tenant {:?} has no API key; add api_key_files (or api_keys) to its [[tenants]] table",
                     args.tenant
                 )
-            })?
+            })?,
     };
     println!("{key}");
     Ok(())

@@ -56,6 +56,52 @@ struct ConfigArgs {
     data_dir: Option<PathBuf>,
 }
 
+impl ConfigArgs {
+    /// The config file (or dev mode) with the --data-dir override applied.
+    fn load(&self) -> anyhow::Result<quiver_server::setup::Loaded> {
+        let mut loaded = quiver_server::setup::Loaded::from_file(self.config.as_deref())?;
+        if let Some(dir) = &self.data_dir {
+            loaded.config.server.data_dir = dir.clone();
+        }
+        Ok(loaded)
+    }
+}
+
+/// Where a tenant's credentials live: the dev data dir, or its section of
+/// the config file (relative paths resolved from `base`).
+enum TenantSource<'a> {
+    Dev(&'a std::path::Path),
+    Configured {
+        section: &'a quiver_server::config::TenantSection,
+        base: &'a std::path::Path,
+    },
+}
+
+fn tenant_source<'a>(
+    loaded: &'a quiver_server::setup::Loaded,
+    tenant: &str,
+) -> anyhow::Result<TenantSource<'a>> {
+    use anyhow::Context as _;
+    use quiver_server::tenants::DEV_TENANT;
+    if loaded.dev {
+        anyhow::ensure!(
+            tenant == DEV_TENANT,
+            "without --config only the dev tenant {DEV_TENANT:?} exists"
+        );
+        return Ok(TenantSource::Dev(&loaded.config.server.data_dir));
+    }
+    let section = loaded
+        .config
+        .tenants
+        .iter()
+        .find(|t| t.id == tenant)
+        .with_context(|| format!("tenant {tenant:?} is not in the config"))?;
+    Ok(TenantSource::Configured {
+        section,
+        base: &loaded.base,
+    })
+}
+
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -3,7 +3,7 @@ use std::net::SocketAddr;
 use clap::Args;
 use tracing::info;
 
-use quiver_server::setup::{Loaded, bind, open_store};
+use quiver_server::setup::{bind, open_store};
 use quiver_server::tenants::DEV_TENANT;
 use quiver_server::tls::dev_cert_path;
 
@@ -34,10 +34,7 @@ pub(super) struct ServeArgs {
 
 pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging("info", args.log_json);
-    let mut loaded = Loaded::from_file(args.config.config.as_deref())?;
-    if let Some(dir) = args.config.data_dir {
-        loaded.config.server.data_dir = dir;
-    }
+    let mut loaded = args.config.load()?;
     if let Some(listen) = args.listen {
         loaded.config.server.listen = listen;
     }

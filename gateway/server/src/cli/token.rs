@@ -1,12 +1,11 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::Args;
-use quiver_server::setup::Loaded;
-use quiver_server::tenants::{DEV_TENANT, dev_secret, hs256_secret};
+use quiver_server::tenants::{dev_secret, hs256_secret};
 use quiver_session::Claims;
 
-use super::ConfigArgs;
+use super::{ConfigArgs, TenantSource, tenant_source};
 
 #[derive(Debug, Args)]
 pub(super) struct TokenArgs {
@@ -31,28 +30,17 @@ pub(super) struct TokenArgs {
 }
 
 pub(super) fn run(args: TokenArgs) -> anyhow::Result<()> {
-    let mut loaded = Loaded::from_file(args.config.config.as_deref())?;
-    if let Some(dir) = args.config.data_dir {
-        loaded.config.server.data_dir = dir;
-    }
-    let secret = if loaded.dev {
-        if args.tenant != DEV_TENANT {
-            bail!("without --config only the dev tenant {DEV_TENANT:?} exists");
+    let loaded = args.config.load()?;
+    let secret = match tenant_source(&loaded, &args.tenant)? {
+        TenantSource::Dev(data_dir) => dev_secret(data_dir)?,
+        TenantSource::Configured { section, base } => {
+            hs256_secret(section, base)?.with_context(|| {
+                format!(
+                    "tenant {:?} has no HS256 secret; sign its tokens with your own private key",
+                    args.tenant
+                )
+            })?
         }
-        dev_secret(&loaded.config.server.data_dir)?
-    } else {
-        let section = loaded
-            .config
-            .tenants
-            .iter()
-            .find(|t| t.id == args.tenant)
-            .with_context(|| format!("tenant {:?} is not in the config", args.tenant))?;
-        hs256_secret(section, &loaded.base)?.with_context(|| {
-            format!(
-                "tenant {:?} has no HS256 secret; sign its tokens with your own private key",
-                args.tenant
-            )
-        })?
     };
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let claims = Claims {
