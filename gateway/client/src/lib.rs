@@ -70,7 +70,7 @@ pub use error::{ClientError, ErrorCode};
 pub use events::ClientEvent;
 pub use quiver_proto::WelcomeInfo as Welcome;
 pub use subscription::Subscription;
-pub use tls::{Trust, quic_client_config};
+pub use tls::{Trust, quic_client_config, rustls_client_config};
 pub use types::{Direction, HistoryPage, HistoryQuery, Message, PublishAck, PublishOptions};
 
 /// Re-exported so users can name certificates for [`Trust::CaDer`] without

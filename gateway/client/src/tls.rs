@@ -42,9 +42,10 @@ pub fn quic_client_config(trust: &Trust) -> Result<quinn::ClientConfig, ClientEr
     Ok(quinn::ClientConfig::new(Arc::new(quic)))
 }
 
-/// The rustls half of [`quic_client_config`], kept separate so the ALPN and
-/// version pinning can be tested without building a QUIC config.
-fn rustls_client_config(trust: &Trust) -> Result<rustls::ClientConfig, ClientError> {
+/// The rustls half of [`quic_client_config`]: TLS 1.3 only, ALPN
+/// `quiver/1`, roots from `trust`. Public so other QUIC clients of the
+/// project (the load tool's bare-quinn floor) trust servers the same way.
+pub fn rustls_client_config(trust: &Trust) -> Result<rustls::ClientConfig, ClientError> {
     let provider = Arc::new(ring::default_provider());
     // QUIC requires TLS 1.3; pinning it also keeps the insecure verifier's
     // TLS 1.2 path unreachable.

@@ -9,12 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use quiver_client::Trust;
-use rustls::DigitallySignedStruct;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{WebPkiSupportedAlgorithms, ring};
+use quiver_client::{Trust, rustls_client_config};
+use rustls::crypto::ring;
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 pub const ALPN: &[u8] = b"quiver-floor/1";
 
@@ -87,33 +85,9 @@ pub fn client_config(
     keepalive: Duration,
     idle_timeout: Duration,
 ) -> anyhow::Result<quinn::ClientConfig> {
-    let provider = Arc::new(ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])?;
-    let mut tls = match trust {
-        Trust::CaPem(path) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(path)
-                .with_context(|| format!("cannot read {}", path.display()))?
-            {
-                roots.add(cert.with_context(|| format!("bad PEM in {}", path.display()))?)?;
-            }
-            builder.with_root_certificates(roots).with_no_client_auth()
-        }
-        Trust::CaDer(certs) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in certs {
-                roots.add(cert.clone())?;
-            }
-            builder.with_root_certificates(roots).with_no_client_auth()
-        }
-        _ => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCert(
-                provider.signature_verification_algorithms,
-            )))
-            .with_no_client_auth(),
-    };
+    // The gateway client's trust setup (roots or its --insecure verifier),
+    // with the floor's ALPN.
+    let mut tls = rustls_client_config(trust)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .context("TLS config is not usable for QUIC")?;
@@ -126,46 +100,4 @@ pub fn client_config(
         .max_concurrent_uni_streams(0u32.into());
     config.transport_config(Arc::new(transport));
     Ok(config)
-}
-
-/// `--insecure`: any certificate, but the handshake signature is still
-/// checked (as the gateway client's insecure mode does).
-#[derive(Debug)]
-struct AnyCert(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls12NotOffered,
-        ))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_schemes()
-    }
 }
