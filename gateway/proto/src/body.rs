@@ -38,6 +38,14 @@ pub enum Body<'a> {
     Error(fb::Error<'a>),
     /// Server -> client: the server is shutting down.
     GoAway(fb::GoAway<'a>),
+    /// Client -> server: update or delete an earlier item.
+    Edit(fb::Edit<'a>),
+    /// Client -> server: a position on a tracking channel (usually a datagram).
+    Track(fb::Track<'a>),
+    /// Server -> client: newest positions of a tracking subscription.
+    Positions(fb::Positions<'a>),
+    /// Server -> client: a user joined or left a channel with presence.
+    Presence(fb::Presence<'a>),
 }
 
 /// [`parse`]s one whole frame (prefix included) and returns its typed body.
@@ -73,6 +81,10 @@ impl<'a> Body<'a> {
             fb::Body::StreamHeader => frame.body_as_stream_header().map(Self::StreamHeader),
             fb::Body::Error => frame.body_as_error().map(Self::Error),
             fb::Body::GoAway => frame.body_as_go_away().map(Self::GoAway),
+            fb::Body::Edit => frame.body_as_edit().map(Self::Edit),
+            fb::Body::Track => frame.body_as_track().map(Self::Track),
+            fb::Body::Positions => frame.body_as_positions().map(Self::Positions),
+            fb::Body::Presence => frame.body_as_presence().map(Self::Presence),
             _ => None,
         };
         body.ok_or(DecodeError::UnknownFrame { tag: tag.0 })
@@ -95,11 +107,16 @@ impl<'a> Body<'a> {
             Self::StreamHeader(_) => "StreamHeader",
             Self::Error(_) => "Error",
             Self::GoAway(_) => "GoAway",
+            Self::Edit(_) => "Edit",
+            Self::Track(_) => "Track",
+            Self::Positions(_) => "Positions",
+            Self::Presence(_) => "Presence",
         }
     }
 
     /// The `request_id` of a request or response frame; `None` for frames
-    /// that have none (Hello, Welcome, Message, StreamHeader, GoAway). A
+    /// that have none (Hello, Welcome, Message, StreamHeader, GoAway, Track, Positions,
+    /// Presence). A
     /// refusal of a frame should echo this id (0 when `None`).
     pub fn request_id(&self) -> Option<u64> {
         match self {
@@ -112,11 +129,15 @@ impl<'a> Body<'a> {
             Self::HistoryRequest(f) => Some(f.request_id()),
             Self::HistoryPage(f) => Some(f.request_id()),
             Self::Error(f) => Some(f.request_id()),
+            Self::Edit(f) => Some(f.request_id()),
             Self::Hello(_)
             | Self::Welcome(_)
             | Self::Message(_)
             | Self::StreamHeader(_)
-            | Self::GoAway(_) => None,
+            | Self::GoAway(_)
+            | Self::Track(_)
+            | Self::Positions(_)
+            | Self::Presence(_) => None,
         }
     }
 }

@@ -38,7 +38,7 @@ mod welcome;
 pub use generated::quiver::proto as fb;
 
 pub use body::{Body, decode};
-pub use encode::{Encoder, HeaderPair, MessageRef, NO_HEADERS};
+pub use encode::{Encoder, HeaderPair, MessageMeta, MessageRef, NO_HEADERS, PositionRef};
 pub use error::DecodeError;
 pub use id::{message_id_from_u128, message_id_to_u128};
 pub use parse::parse;
@@ -79,3 +79,21 @@ pub const DEFAULT_KEEPALIVE_INTERVAL_MS: u32 = 25_000;
 
 /// Default cap on `HistoryRequest.limit`; larger limits are silently capped.
 pub const DEFAULT_MAX_HISTORY_PAGE: u32 = 1000;
+
+/// The optional fields of a `Subscribe` request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// Replay every message after this offset before going live.
+    pub since: Option<u64>,
+    /// Replay the latest `last` messages before going live (feeds); ignored
+    /// when `since` is set.
+    pub last: u32,
+    /// Tracking channels: at most this many positions per entity per
+    /// second; 0 for the server's maximum.
+    pub max_rate: u32,
+}
+
+/// Largest datagram payload Quiver sends or expects: safely under the
+/// smallest QUIC datagram frame a 1200-byte minimum MTU path can carry.
+/// Senders still check the connection's current limit.
+pub const MAX_DATAGRAM_BYTES: usize = 1150;

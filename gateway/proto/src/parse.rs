@@ -7,7 +7,8 @@ use flatbuffers::{ErrorTraceDetail, InvalidFlatbuffer, VerifierOptions};
 use crate::{DecodeError, LENGTH_PREFIX_BYTES as PREFIX_LEN, fb};
 
 /// Deepest table nesting the schema allows is 4 (Frame > HistoryPage >
-/// Message > Header); the slack only matters to future schema versions.
+/// Message > Header, or Frame > Positions > Position); the slack only
+/// matters to future schema versions.
 const MAX_DEPTH: usize = 8;
 
 /// Verifies one whole frame, length prefix included (as returned by

@@ -28,6 +28,33 @@ pub struct MessageRef<'a, H> {
     pub payload: &'a [u8],
     /// The application headers.
     pub headers: H,
+    /// Item or edit, and the item's current state.
+    pub meta: MessageMeta,
+}
+
+/// What a message is in its channel's log: an item, or an edit of the item
+/// at `target`; and, for items read from history, their current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub kind: fb::MessageKind,
+    /// The edited item's offset; 0 for items.
+    pub target: u64,
+    pub state: fb::ItemState,
+}
+
+impl MessageMeta {
+    /// A plain item, never edited: what every chat message is.
+    pub const ITEM: MessageMeta = MessageMeta {
+        kind: fb::MessageKind::Item,
+        target: 0,
+        state: fb::ItemState::Original,
+    };
+}
+
+impl Default for MessageMeta {
+    fn default() -> Self {
+        Self::ITEM
+    }
 }
 
 impl Encoder {
@@ -107,7 +134,32 @@ impl Encoder {
                 timestamp_ms: message.timestamp_ms,
                 payload: Some(payload),
                 headers,
+                kind: message.meta.kind,
+                target: message.meta.target,
+                state: message.meta.state,
             },
         )
+    }
+
+    /// `Presence`: `user` joined (or left) the channel of subscription
+    /// `subscription_id`, and now has `connections` subscribed connections.
+    pub fn presence(
+        &mut self,
+        subscription_id: u32,
+        user: &str,
+        joined: bool,
+        connections: u32,
+    ) -> Bytes {
+        let user = self.fbb.create_string(user);
+        let body = fb::Presence::create(
+            &mut self.fbb,
+            &fb::PresenceArgs {
+                subscription_id,
+                user: Some(user),
+                joined,
+                connections,
+            },
+        );
+        self.finish(fb::Body::Presence, body.as_union_value())
     }
 }

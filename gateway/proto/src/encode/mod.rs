@@ -5,6 +5,7 @@ mod control;
 mod header;
 mod messages;
 mod requests;
+mod tracking;
 
 use bytes::Bytes;
 use flatbuffers::{FlatBufferBuilder, ForwardsUOffset, UnionWIPOffset, Vector, WIPOffset};
@@ -12,7 +13,8 @@ use flatbuffers::{FlatBufferBuilder, ForwardsUOffset, UnionWIPOffset, Vector, WI
 use crate::fb;
 
 pub use header::{HeaderPair, NO_HEADERS};
-pub use messages::MessageRef;
+pub use messages::{MessageMeta, MessageRef};
+pub use tracking::PositionRef;
 
 /// A vector of `Header` tables under construction.
 type HeadersOffset = WIPOffset<Vector<'static, ForwardsUOffset<fb::Header<'static>>>>;
@@ -43,6 +45,8 @@ pub struct Encoder {
     header_scratch: Vec<WIPOffset<fb::Header<'static>>>,
     /// Offsets of the `Message` tables of the history page being built.
     message_scratch: Vec<WIPOffset<fb::Message<'static>>>,
+    /// Offsets of the `Position` tables of the Positions frame being built.
+    position_scratch: Vec<WIPOffset<fb::Position<'static>>>,
 }
 
 impl Encoder {
@@ -57,6 +61,7 @@ impl Encoder {
             fbb: FlatBufferBuilder::with_capacity(bytes),
             header_scratch: Vec::new(),
             message_scratch: Vec::new(),
+            position_scratch: Vec::new(),
         }
     }
 
@@ -81,6 +86,7 @@ impl Encoder {
             // for the life of an otherwise idle connection.
             self.fbb = FlatBufferBuilder::new();
             self.message_scratch = Vec::new();
+            self.position_scratch = Vec::new();
         } else {
             self.fbb.reset();
         }

@@ -4,22 +4,74 @@
 use bytes::Bytes;
 
 use super::{Encoder, HeaderPair};
+use crate::SubscribeOptions;
 use crate::{fb, message_id_from_u128};
 
 impl Encoder {
     /// `Subscribe`: live from the head when `since` is `None`, otherwise
     /// replay every message with an offset greater than `since` first.
     pub fn subscribe(&mut self, request_id: u64, channel: &str, since: Option<u64>) -> Bytes {
+        let options = SubscribeOptions {
+            since,
+            ..SubscribeOptions::default()
+        };
+        self.subscribe_with(request_id, channel, &options)
+    }
+
+    /// `Subscribe` with every option.
+    pub fn subscribe_with(
+        &mut self,
+        request_id: u64,
+        channel: &str,
+        options: &SubscribeOptions,
+    ) -> Bytes {
         let channel = self.fbb.create_string(channel);
         let body = fb::Subscribe::create(
             &mut self.fbb,
             &fb::SubscribeArgs {
                 request_id,
                 channel: Some(channel),
-                since,
+                since: options.since,
+                last: options.last,
+                max_rate: options.max_rate,
             },
         );
         self.finish(fb::Body::Subscribe, body.as_union_value())
+    }
+
+    /// `Edit`: update (`delete == false`) or delete the item at `target`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn edit<H>(
+        &mut self,
+        request_id: u64,
+        channel: &str,
+        target: u64,
+        delete: bool,
+        payload: &[u8],
+        headers: H,
+        key: Option<&str>,
+    ) -> Bytes
+    where
+        H: IntoIterator,
+        H::Item: HeaderPair,
+    {
+        let channel = self.fbb.create_string(channel);
+        let payload = (!payload.is_empty()).then(|| self.fbb.create_vector(payload));
+        let headers = self.create_headers(headers);
+        let key = key.map(|key| self.fbb.create_string(key));
+        let body = fb::Edit::create(
+            &mut self.fbb,
+            &fb::EditArgs {
+                request_id,
+                channel: Some(channel),
+                target,
+                delete,
+                payload,
+                headers,
+                key,
+            },
+        );
+        self.finish(fb::Body::Edit, body.as_union_value())
     }
 
     /// `Subscribed`: the subscription `subscription_id` is set up;

@@ -13,10 +13,10 @@ pub mod proto {
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_ERROR_CODE: u16 = 24;
+pub const ENUM_MAX_ERROR_CODE: u16 = 26;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 25] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 27] = [
   ErrorCode::None,
   ErrorCode::MalformedFrame,
   ErrorCode::TruncatedFrame,
@@ -42,6 +42,8 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 25] = [
   ErrorCode::Internal,
   ErrorCode::Denied,
   ErrorCode::PluginFailed,
+  ErrorCode::NotFound,
+  ErrorCode::WrongChannelKind,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -74,9 +76,11 @@ impl ErrorCode {
   pub const Internal: Self = Self(22);
   pub const Denied: Self = Self(23);
   pub const PluginFailed: Self = Self(24);
+  pub const NotFound: Self = Self(25);
+  pub const WrongChannelKind: Self = Self(26);
 
   pub const ENUM_MIN: u16 = 0;
-  pub const ENUM_MAX: u16 = 24;
+  pub const ENUM_MAX: u16 = 26;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::None,
     Self::MalformedFrame,
@@ -103,6 +107,8 @@ impl ErrorCode {
     Self::Internal,
     Self::Denied,
     Self::PluginFailed,
+    Self::NotFound,
+    Self::WrongChannelKind,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -132,6 +138,8 @@ impl ErrorCode {
       Self::Internal => Some("Internal"),
       Self::Denied => Some("Denied"),
       Self::PluginFailed => Some("PluginFailed"),
+      Self::NotFound => Some("NotFound"),
+      Self::WrongChannelKind => Some("WrongChannelKind"),
       _ => None,
     }
   }
@@ -271,12 +279,188 @@ impl<'a> ::flatbuffers::Verifiable for Direction {
 
 impl ::flatbuffers::SimpleToVerifyInSlice for Direction {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MIN_BODY: u8 = 0;
+pub const ENUM_MIN_MESSAGE_KIND: i8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_BODY: u8 = 14;
+pub const ENUM_MAX_MESSAGE_KIND: i8 = 2;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BODY: [Body; 15] = [
+pub const ENUM_VALUES_MESSAGE_KIND: [MessageKind; 3] = [
+  MessageKind::Item,
+  MessageKind::Update,
+  MessageKind::Delete,
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct MessageKind(pub i8);
+#[allow(non_upper_case_globals)]
+impl MessageKind {
+  pub const Item: Self = Self(0);
+  pub const Update: Self = Self(1);
+  pub const Delete: Self = Self(2);
+
+  pub const ENUM_MIN: i8 = 0;
+  pub const ENUM_MAX: i8 = 2;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Item,
+    Self::Update,
+    Self::Delete,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Item => Some("Item"),
+      Self::Update => Some("Update"),
+      Self::Delete => Some("Delete"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for MessageKind {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for MessageKind {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<i8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for MessageKind {
+    type Output = MessageKind;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<i8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for MessageKind {
+  type Scalar = i8;
+  #[inline]
+  fn to_little_endian(self) -> i8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: i8) -> Self {
+    let b = i8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for MessageKind {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    i8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for MessageKind {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_ITEM_STATE: i8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_ITEM_STATE: i8 = 2;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_ITEM_STATE: [ItemState; 3] = [
+  ItemState::Original,
+  ItemState::Updated,
+  ItemState::Deleted,
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct ItemState(pub i8);
+#[allow(non_upper_case_globals)]
+impl ItemState {
+  pub const Original: Self = Self(0);
+  pub const Updated: Self = Self(1);
+  pub const Deleted: Self = Self(2);
+
+  pub const ENUM_MIN: i8 = 0;
+  pub const ENUM_MAX: i8 = 2;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Original,
+    Self::Updated,
+    Self::Deleted,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Original => Some("Original"),
+      Self::Updated => Some("Updated"),
+      Self::Deleted => Some("Deleted"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for ItemState {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for ItemState {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<i8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for ItemState {
+    type Output = ItemState;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<i8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for ItemState {
+  type Scalar = i8;
+  #[inline]
+  fn to_little_endian(self) -> i8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: i8) -> Self {
+    let b = i8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for ItemState {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    i8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for ItemState {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_BODY: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_BODY: u8 = 18;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_BODY: [Body; 19] = [
   Body::NONE,
   Body::Hello,
   Body::Welcome,
@@ -292,6 +476,10 @@ pub const ENUM_VALUES_BODY: [Body; 15] = [
   Body::StreamHeader,
   Body::Error,
   Body::GoAway,
+  Body::Edit,
+  Body::Track,
+  Body::Positions,
+  Body::Presence,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -314,9 +502,13 @@ impl Body {
   pub const StreamHeader: Self = Self(12);
   pub const Error: Self = Self(13);
   pub const GoAway: Self = Self(14);
+  pub const Edit: Self = Self(15);
+  pub const Track: Self = Self(16);
+  pub const Positions: Self = Self(17);
+  pub const Presence: Self = Self(18);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 14;
+  pub const ENUM_MAX: u8 = 18;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Hello,
@@ -333,6 +525,10 @@ impl Body {
     Self::StreamHeader,
     Self::Error,
     Self::GoAway,
+    Self::Edit,
+    Self::Track,
+    Self::Positions,
+    Self::Presence,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -352,6 +548,10 @@ impl Body {
       Self::StreamHeader => Some("StreamHeader"),
       Self::Error => Some("Error"),
       Self::GoAway => Some("GoAway"),
+      Self::Edit => Some("Edit"),
+      Self::Track => Some("Track"),
+      Self::Positions => Some("Positions"),
+      Self::Presence => Some("Presence"),
       _ => None,
     }
   }
@@ -1082,6 +1282,8 @@ impl<'a> Subscribe<'a> {
   pub const VT_REQUEST_ID: ::flatbuffers::VOffsetT = 4;
   pub const VT_CHANNEL: ::flatbuffers::VOffsetT = 6;
   pub const VT_SINCE: ::flatbuffers::VOffsetT = 8;
+  pub const VT_LAST: ::flatbuffers::VOffsetT = 10;
+  pub const VT_MAX_RATE: ::flatbuffers::VOffsetT = 12;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1095,6 +1297,8 @@ impl<'a> Subscribe<'a> {
     let mut builder = SubscribeBuilder::new(_fbb);
     if let Some(x) = args.since { builder.add_since(x); }
     builder.add_request_id(args.request_id);
+    builder.add_max_rate(args.max_rate);
+    builder.add_last(args.last);
     if let Some(x) = args.channel { builder.add_channel(x); }
     builder.finish()
   }
@@ -1121,6 +1325,20 @@ impl<'a> Subscribe<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(Subscribe::VT_SINCE, None)}
   }
+  #[inline]
+  pub fn last(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Subscribe::VT_LAST, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn max_rate(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Subscribe::VT_MAX_RATE, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for Subscribe<'_> {
@@ -1132,6 +1350,8 @@ impl ::flatbuffers::Verifiable for Subscribe<'_> {
      .visit_field::<u64>("request_id", Self::VT_REQUEST_ID, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("channel", Self::VT_CHANNEL, false)?
      .visit_field::<u64>("since", Self::VT_SINCE, false)?
+     .visit_field::<u32>("last", Self::VT_LAST, false)?
+     .visit_field::<u32>("max_rate", Self::VT_MAX_RATE, false)?
      .finish();
     Ok(())
   }
@@ -1140,6 +1360,8 @@ pub struct SubscribeArgs<'a> {
     pub request_id: u64,
     pub channel: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub since: Option<u64>,
+    pub last: u32,
+    pub max_rate: u32,
 }
 impl<'a> Default for SubscribeArgs<'a> {
   #[inline]
@@ -1148,6 +1370,8 @@ impl<'a> Default for SubscribeArgs<'a> {
       request_id: 0,
       channel: None,
       since: None,
+      last: 0,
+      max_rate: 0,
     }
   }
 }
@@ -1170,6 +1394,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SubscribeBuilder<'a, 'b, A> {
     self.fbb_.push_slot_always::<u64>(Subscribe::VT_SINCE, since);
   }
   #[inline]
+  pub fn add_last(&mut self, last: u32) {
+    self.fbb_.push_slot::<u32>(Subscribe::VT_LAST, last, 0);
+  }
+  #[inline]
+  pub fn add_max_rate(&mut self, max_rate: u32) {
+    self.fbb_.push_slot::<u32>(Subscribe::VT_MAX_RATE, max_rate, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> SubscribeBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     SubscribeBuilder {
@@ -1190,6 +1422,8 @@ impl ::core::fmt::Debug for Subscribe<'_> {
       ds.field("request_id", &self.request_id());
       ds.field("channel", &self.channel());
       ds.field("since", &self.since());
+      ds.field("last", &self.last());
+      ds.field("max_rate", &self.max_rate());
       ds.finish()
   }
 }
@@ -2227,6 +2461,9 @@ impl<'a> Message<'a> {
   pub const VT_TIMESTAMP_MS: ::flatbuffers::VOffsetT = 10;
   pub const VT_PAYLOAD: ::flatbuffers::VOffsetT = 12;
   pub const VT_HEADERS: ::flatbuffers::VOffsetT = 14;
+  pub const VT_KIND: ::flatbuffers::VOffsetT = 16;
+  pub const VT_TARGET: ::flatbuffers::VOffsetT = 18;
+  pub const VT_STATE: ::flatbuffers::VOffsetT = 20;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2238,12 +2475,15 @@ impl<'a> Message<'a> {
     args: &'args MessageArgs<'args>
   ) -> ::flatbuffers::WIPOffset<Message<'bldr>> {
     let mut builder = MessageBuilder::new(_fbb);
+    builder.add_target(args.target);
     builder.add_timestamp_ms(args.timestamp_ms);
     builder.add_offset(args.offset);
     if let Some(x) = args.headers { builder.add_headers(x); }
     if let Some(x) = args.payload { builder.add_payload(x); }
     if let Some(x) = args.sender { builder.add_sender(x); }
     if let Some(x) = args.id { builder.add_id(x); }
+    builder.add_state(args.state);
+    builder.add_kind(args.kind);
     builder.finish()
   }
 
@@ -2290,6 +2530,27 @@ impl<'a> Message<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Header>>>>(Message::VT_HEADERS, None)}
   }
+  #[inline]
+  pub fn kind(&self) -> MessageKind {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<MessageKind>(Message::VT_KIND, Some(MessageKind::Item)).unwrap()}
+  }
+  #[inline]
+  pub fn target(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Message::VT_TARGET, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn state(&self) -> ItemState {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<ItemState>(Message::VT_STATE, Some(ItemState::Original)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for Message<'_> {
@@ -2304,6 +2565,9 @@ impl ::flatbuffers::Verifiable for Message<'_> {
      .visit_field::<u64>("timestamp_ms", Self::VT_TIMESTAMP_MS, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("payload", Self::VT_PAYLOAD, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Header>>>>("headers", Self::VT_HEADERS, false)?
+     .visit_field::<MessageKind>("kind", Self::VT_KIND, false)?
+     .visit_field::<u64>("target", Self::VT_TARGET, false)?
+     .visit_field::<ItemState>("state", Self::VT_STATE, false)?
      .finish();
     Ok(())
   }
@@ -2315,6 +2579,9 @@ pub struct MessageArgs<'a> {
     pub timestamp_ms: u64,
     pub payload: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub headers: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Header<'a>>>>>,
+    pub kind: MessageKind,
+    pub target: u64,
+    pub state: ItemState,
 }
 impl<'a> Default for MessageArgs<'a> {
   #[inline]
@@ -2326,6 +2593,9 @@ impl<'a> Default for MessageArgs<'a> {
       timestamp_ms: 0,
       payload: None,
       headers: None,
+      kind: MessageKind::Item,
+      target: 0,
+      state: ItemState::Original,
     }
   }
 }
@@ -2360,6 +2630,18 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> MessageBuilder<'a, 'b, A> {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Message::VT_HEADERS, headers);
   }
   #[inline]
+  pub fn add_kind(&mut self, kind: MessageKind) {
+    self.fbb_.push_slot::<MessageKind>(Message::VT_KIND, kind, MessageKind::Item);
+  }
+  #[inline]
+  pub fn add_target(&mut self, target: u64) {
+    self.fbb_.push_slot::<u64>(Message::VT_TARGET, target, 0);
+  }
+  #[inline]
+  pub fn add_state(&mut self, state: ItemState) {
+    self.fbb_.push_slot::<ItemState>(Message::VT_STATE, state, ItemState::Original);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> MessageBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     MessageBuilder {
@@ -2383,6 +2665,9 @@ impl ::core::fmt::Debug for Message<'_> {
       ds.field("timestamp_ms", &self.timestamp_ms());
       ds.field("payload", &self.payload());
       ds.field("headers", &self.headers());
+      ds.field("kind", &self.kind());
+      ds.field("target", &self.target());
+      ds.field("state", &self.state());
       ds.finish()
   }
 }
@@ -2810,6 +3095,810 @@ impl ::core::fmt::Debug for GoAway<'_> {
       ds.finish()
   }
 }
+pub enum EditOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Edit<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Edit<'a> {
+  type Inner = Edit<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Edit<'a> {
+  pub const VT_REQUEST_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_CHANNEL: ::flatbuffers::VOffsetT = 6;
+  pub const VT_TARGET: ::flatbuffers::VOffsetT = 8;
+  pub const VT_DELETE: ::flatbuffers::VOffsetT = 10;
+  pub const VT_PAYLOAD: ::flatbuffers::VOffsetT = 12;
+  pub const VT_HEADERS: ::flatbuffers::VOffsetT = 14;
+  pub const VT_KEY: ::flatbuffers::VOffsetT = 16;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Edit { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args EditArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Edit<'bldr>> {
+    let mut builder = EditBuilder::new(_fbb);
+    builder.add_target(args.target);
+    builder.add_request_id(args.request_id);
+    if let Some(x) = args.key { builder.add_key(x); }
+    if let Some(x) = args.headers { builder.add_headers(x); }
+    if let Some(x) = args.payload { builder.add_payload(x); }
+    if let Some(x) = args.channel { builder.add_channel(x); }
+    builder.add_delete(args.delete);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn request_id(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Edit::VT_REQUEST_ID, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn channel(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Edit::VT_CHANNEL, None)}
+  }
+  #[inline]
+  pub fn target(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Edit::VT_TARGET, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn delete(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(Edit::VT_DELETE, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn payload(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(Edit::VT_PAYLOAD, None)}
+  }
+  #[inline]
+  pub fn headers(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Header<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Header>>>>(Edit::VT_HEADERS, None)}
+  }
+  #[inline]
+  pub fn key(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Edit::VT_KEY, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Edit<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("request_id", Self::VT_REQUEST_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("channel", Self::VT_CHANNEL, false)?
+     .visit_field::<u64>("target", Self::VT_TARGET, false)?
+     .visit_field::<bool>("delete", Self::VT_DELETE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("payload", Self::VT_PAYLOAD, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Header>>>>("headers", Self::VT_HEADERS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("key", Self::VT_KEY, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct EditArgs<'a> {
+    pub request_id: u64,
+    pub channel: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub target: u64,
+    pub delete: bool,
+    pub payload: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub headers: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Header<'a>>>>>,
+    pub key: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for EditArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    EditArgs {
+      request_id: 0,
+      channel: None,
+      target: 0,
+      delete: false,
+      payload: None,
+      headers: None,
+      key: None,
+    }
+  }
+}
+
+pub struct EditBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> EditBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_request_id(&mut self, request_id: u64) {
+    self.fbb_.push_slot::<u64>(Edit::VT_REQUEST_ID, request_id, 0);
+  }
+  #[inline]
+  pub fn add_channel(&mut self, channel: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Edit::VT_CHANNEL, channel);
+  }
+  #[inline]
+  pub fn add_target(&mut self, target: u64) {
+    self.fbb_.push_slot::<u64>(Edit::VT_TARGET, target, 0);
+  }
+  #[inline]
+  pub fn add_delete(&mut self, delete: bool) {
+    self.fbb_.push_slot::<bool>(Edit::VT_DELETE, delete, false);
+  }
+  #[inline]
+  pub fn add_payload(&mut self, payload: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Edit::VT_PAYLOAD, payload);
+  }
+  #[inline]
+  pub fn add_headers(&mut self, headers: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<Header<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Edit::VT_HEADERS, headers);
+  }
+  #[inline]
+  pub fn add_key(&mut self, key: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Edit::VT_KEY, key);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> EditBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    EditBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Edit<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Edit<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Edit");
+      ds.field("request_id", &self.request_id());
+      ds.field("channel", &self.channel());
+      ds.field("target", &self.target());
+      ds.field("delete", &self.delete());
+      ds.field("payload", &self.payload());
+      ds.field("headers", &self.headers());
+      ds.field("key", &self.key());
+      ds.finish()
+  }
+}
+pub enum PositionOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Position<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Position<'a> {
+  type Inner = Position<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Position<'a> {
+  pub const VT_ENTITY: ::flatbuffers::VOffsetT = 4;
+  pub const VT_LAT: ::flatbuffers::VOffsetT = 6;
+  pub const VT_LON: ::flatbuffers::VOffsetT = 8;
+  pub const VT_ACCURACY: ::flatbuffers::VOffsetT = 10;
+  pub const VT_HEADING: ::flatbuffers::VOffsetT = 12;
+  pub const VT_SPEED: ::flatbuffers::VOffsetT = 14;
+  pub const VT_TIMESTAMP_MS: ::flatbuffers::VOffsetT = 16;
+  pub const VT_USER: ::flatbuffers::VOffsetT = 18;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Position { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PositionArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Position<'bldr>> {
+    let mut builder = PositionBuilder::new(_fbb);
+    builder.add_timestamp_ms(args.timestamp_ms);
+    if let Some(x) = args.speed { builder.add_speed(x); }
+    if let Some(x) = args.heading { builder.add_heading(x); }
+    if let Some(x) = args.accuracy { builder.add_accuracy(x); }
+    builder.add_lon(args.lon);
+    builder.add_lat(args.lat);
+    if let Some(x) = args.user { builder.add_user(x); }
+    if let Some(x) = args.entity { builder.add_entity(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn entity(&self) -> &'a str {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Position::VT_ENTITY, None).unwrap()}
+  }
+  #[inline]
+  pub fn lat(&self) -> f64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f64>(Position::VT_LAT, Some(0.0)).unwrap()}
+  }
+  #[inline]
+  pub fn lon(&self) -> f64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f64>(Position::VT_LON, Some(0.0)).unwrap()}
+  }
+  #[inline]
+  pub fn accuracy(&self) -> Option<f64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f64>(Position::VT_ACCURACY, None)}
+  }
+  #[inline]
+  pub fn heading(&self) -> Option<f64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f64>(Position::VT_HEADING, None)}
+  }
+  #[inline]
+  pub fn speed(&self) -> Option<f64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f64>(Position::VT_SPEED, None)}
+  }
+  #[inline]
+  pub fn timestamp_ms(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Position::VT_TIMESTAMP_MS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn user(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Position::VT_USER, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Position<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("entity", Self::VT_ENTITY, true)?
+     .visit_field::<f64>("lat", Self::VT_LAT, false)?
+     .visit_field::<f64>("lon", Self::VT_LON, false)?
+     .visit_field::<f64>("accuracy", Self::VT_ACCURACY, false)?
+     .visit_field::<f64>("heading", Self::VT_HEADING, false)?
+     .visit_field::<f64>("speed", Self::VT_SPEED, false)?
+     .visit_field::<u64>("timestamp_ms", Self::VT_TIMESTAMP_MS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("user", Self::VT_USER, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PositionArgs<'a> {
+    pub entity: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy: Option<f64>,
+    pub heading: Option<f64>,
+    pub speed: Option<f64>,
+    pub timestamp_ms: u64,
+    pub user: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for PositionArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PositionArgs {
+      entity: None, // required field
+      lat: 0.0,
+      lon: 0.0,
+      accuracy: None,
+      heading: None,
+      speed: None,
+      timestamp_ms: 0,
+      user: None,
+    }
+  }
+}
+
+pub struct PositionBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PositionBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_entity(&mut self, entity: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Position::VT_ENTITY, entity);
+  }
+  #[inline]
+  pub fn add_lat(&mut self, lat: f64) {
+    self.fbb_.push_slot::<f64>(Position::VT_LAT, lat, 0.0);
+  }
+  #[inline]
+  pub fn add_lon(&mut self, lon: f64) {
+    self.fbb_.push_slot::<f64>(Position::VT_LON, lon, 0.0);
+  }
+  #[inline]
+  pub fn add_accuracy(&mut self, accuracy: f64) {
+    self.fbb_.push_slot_always::<f64>(Position::VT_ACCURACY, accuracy);
+  }
+  #[inline]
+  pub fn add_heading(&mut self, heading: f64) {
+    self.fbb_.push_slot_always::<f64>(Position::VT_HEADING, heading);
+  }
+  #[inline]
+  pub fn add_speed(&mut self, speed: f64) {
+    self.fbb_.push_slot_always::<f64>(Position::VT_SPEED, speed);
+  }
+  #[inline]
+  pub fn add_timestamp_ms(&mut self, timestamp_ms: u64) {
+    self.fbb_.push_slot::<u64>(Position::VT_TIMESTAMP_MS, timestamp_ms, 0);
+  }
+  #[inline]
+  pub fn add_user(&mut self, user: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Position::VT_USER, user);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PositionBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PositionBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Position<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, Position::VT_ENTITY,"entity");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Position<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Position");
+      ds.field("entity", &self.entity());
+      ds.field("lat", &self.lat());
+      ds.field("lon", &self.lon());
+      ds.field("accuracy", &self.accuracy());
+      ds.field("heading", &self.heading());
+      ds.field("speed", &self.speed());
+      ds.field("timestamp_ms", &self.timestamp_ms());
+      ds.field("user", &self.user());
+      ds.finish()
+  }
+}
+pub enum TrackOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Track<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Track<'a> {
+  type Inner = Track<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Track<'a> {
+  pub const VT_CHANNEL: ::flatbuffers::VOffsetT = 4;
+  pub const VT_POSITION: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Track { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args TrackArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Track<'bldr>> {
+    let mut builder = TrackBuilder::new(_fbb);
+    if let Some(x) = args.position { builder.add_position(x); }
+    if let Some(x) = args.channel { builder.add_channel(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn channel(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Track::VT_CHANNEL, None)}
+  }
+  #[inline]
+  pub fn position(&self) -> Option<Position<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Position>>(Track::VT_POSITION, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Track<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("channel", Self::VT_CHANNEL, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Position>>("position", Self::VT_POSITION, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct TrackArgs<'a> {
+    pub channel: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub position: Option<::flatbuffers::WIPOffset<Position<'a>>>,
+}
+impl<'a> Default for TrackArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    TrackArgs {
+      channel: None,
+      position: None,
+    }
+  }
+}
+
+pub struct TrackBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TrackBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_channel(&mut self, channel: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Track::VT_CHANNEL, channel);
+  }
+  #[inline]
+  pub fn add_position(&mut self, position: ::flatbuffers::WIPOffset<Position<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Position>>(Track::VT_POSITION, position);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TrackBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    TrackBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Track<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Track<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Track");
+      ds.field("channel", &self.channel());
+      ds.field("position", &self.position());
+      ds.finish()
+  }
+}
+pub enum PositionsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Positions<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Positions<'a> {
+  type Inner = Positions<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Positions<'a> {
+  pub const VT_SUBSCRIPTION_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_POSITIONS: ::flatbuffers::VOffsetT = 6;
+  pub const VT_SNAPSHOT: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Positions { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PositionsArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Positions<'bldr>> {
+    let mut builder = PositionsBuilder::new(_fbb);
+    if let Some(x) = args.positions { builder.add_positions(x); }
+    builder.add_subscription_id(args.subscription_id);
+    builder.add_snapshot(args.snapshot);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn subscription_id(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Positions::VT_SUBSCRIPTION_ID, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn positions(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Position<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Position>>>>(Positions::VT_POSITIONS, None)}
+  }
+  #[inline]
+  pub fn snapshot(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(Positions::VT_SNAPSHOT, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Positions<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("subscription_id", Self::VT_SUBSCRIPTION_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Position>>>>("positions", Self::VT_POSITIONS, false)?
+     .visit_field::<bool>("snapshot", Self::VT_SNAPSHOT, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PositionsArgs<'a> {
+    pub subscription_id: u32,
+    pub positions: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Position<'a>>>>>,
+    pub snapshot: bool,
+}
+impl<'a> Default for PositionsArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PositionsArgs {
+      subscription_id: 0,
+      positions: None,
+      snapshot: false,
+    }
+  }
+}
+
+pub struct PositionsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PositionsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_subscription_id(&mut self, subscription_id: u32) {
+    self.fbb_.push_slot::<u32>(Positions::VT_SUBSCRIPTION_ID, subscription_id, 0);
+  }
+  #[inline]
+  pub fn add_positions(&mut self, positions: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<Position<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Positions::VT_POSITIONS, positions);
+  }
+  #[inline]
+  pub fn add_snapshot(&mut self, snapshot: bool) {
+    self.fbb_.push_slot::<bool>(Positions::VT_SNAPSHOT, snapshot, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PositionsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PositionsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Positions<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Positions<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Positions");
+      ds.field("subscription_id", &self.subscription_id());
+      ds.field("positions", &self.positions());
+      ds.field("snapshot", &self.snapshot());
+      ds.finish()
+  }
+}
+pub enum PresenceOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Presence<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Presence<'a> {
+  type Inner = Presence<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Presence<'a> {
+  pub const VT_SUBSCRIPTION_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_USER: ::flatbuffers::VOffsetT = 6;
+  pub const VT_JOINED: ::flatbuffers::VOffsetT = 8;
+  pub const VT_CONNECTIONS: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Presence { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PresenceArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Presence<'bldr>> {
+    let mut builder = PresenceBuilder::new(_fbb);
+    builder.add_connections(args.connections);
+    if let Some(x) = args.user { builder.add_user(x); }
+    builder.add_subscription_id(args.subscription_id);
+    builder.add_joined(args.joined);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn subscription_id(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Presence::VT_SUBSCRIPTION_ID, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn user(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Presence::VT_USER, None)}
+  }
+  #[inline]
+  pub fn joined(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(Presence::VT_JOINED, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn connections(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Presence::VT_CONNECTIONS, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Presence<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("subscription_id", Self::VT_SUBSCRIPTION_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("user", Self::VT_USER, false)?
+     .visit_field::<bool>("joined", Self::VT_JOINED, false)?
+     .visit_field::<u32>("connections", Self::VT_CONNECTIONS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PresenceArgs<'a> {
+    pub subscription_id: u32,
+    pub user: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub joined: bool,
+    pub connections: u32,
+}
+impl<'a> Default for PresenceArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PresenceArgs {
+      subscription_id: 0,
+      user: None,
+      joined: false,
+      connections: 0,
+    }
+  }
+}
+
+pub struct PresenceBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PresenceBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_subscription_id(&mut self, subscription_id: u32) {
+    self.fbb_.push_slot::<u32>(Presence::VT_SUBSCRIPTION_ID, subscription_id, 0);
+  }
+  #[inline]
+  pub fn add_user(&mut self, user: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Presence::VT_USER, user);
+  }
+  #[inline]
+  pub fn add_joined(&mut self, joined: bool) {
+    self.fbb_.push_slot::<bool>(Presence::VT_JOINED, joined, false);
+  }
+  #[inline]
+  pub fn add_connections(&mut self, connections: u32) {
+    self.fbb_.push_slot::<u32>(Presence::VT_CONNECTIONS, connections, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PresenceBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PresenceBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Presence<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Presence<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Presence");
+      ds.field("subscription_id", &self.subscription_id());
+      ds.field("user", &self.user());
+      ds.field("joined", &self.joined());
+      ds.field("connections", &self.connections());
+      ds.finish()
+  }
+}
 pub enum FrameOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -3069,6 +4158,66 @@ impl<'a> Frame<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_edit(&self) -> Option<Edit<'a>> {
+    if self.body_type() == Body::Edit {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { Edit::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_track(&self) -> Option<Track<'a>> {
+    if self.body_type() == Body::Track {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { Track::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_positions(&self) -> Option<Positions<'a>> {
+    if self.body_type() == Body::Positions {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { Positions::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_presence(&self) -> Option<Presence<'a>> {
+    if self.body_type() == Body::Presence {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { Presence::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Frame<'_> {
@@ -3093,6 +4242,10 @@ impl ::flatbuffers::Verifiable for Frame<'_> {
           Body::StreamHeader => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StreamHeader>>("Body::StreamHeader", pos),
           Body::Error => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Error>>("Body::Error", pos),
           Body::GoAway => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<GoAway>>("Body::GoAway", pos),
+          Body::Edit => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Edit>>("Body::Edit", pos),
+          Body::Track => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Track>>("Body::Track", pos),
+          Body::Positions => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Positions>>("Body::Positions", pos),
+          Body::Presence => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Presence>>("Body::Presence", pos),
           _ => Ok(()),
         }
      })?
@@ -3240,6 +4393,34 @@ impl ::core::fmt::Debug for Frame<'_> {
         },
         Body::GoAway => {
           if let Some(x) = self.body_as_go_away() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Edit => {
+          if let Some(x) = self.body_as_edit() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Track => {
+          if let Some(x) = self.body_as_track() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Positions => {
+          if let Some(x) = self.body_as_positions() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Body::Presence => {
+          if let Some(x) = self.body_as_presence() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -55,6 +55,7 @@ fn corpus() -> Vec<Vec<u8>> {
             timestamp_ms: offset * 1000,
             payload: &[0xab; 24],
             headers: headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+            meta: quiver_proto::MessageMeta::ITEM,
         }),
         true,
     );

@@ -57,6 +57,7 @@ fn invalid_utf8_deep_in_a_history_page() {
         timestamp_ms: 0,
         payload: b"",
         headers: [("h", value)],
+        meta: quiver_proto::MessageMeta::ITEM,
     };
     let frame = Encoder::new().history_page(1, [msg(1, "ok"), msg(2, "broken")], false);
     let err = parse(&corrupt_string(&frame, "broken")).expect_err("invalid UTF-8");
@@ -222,6 +223,7 @@ fn verifier_limits_accept_dense_honest_frames() {
         timestamp_ms: 0,
         payload: b"",
         headers,
+        meta: quiver_proto::MessageMeta::ITEM,
     };
     let mut enc = Encoder::new();
     let mut count = 1000;

@@ -1,6 +1,8 @@
 //! Every frame type survives Encoder -> FrameReader -> parse.
 
-use quiver_proto::{Body, DecodeError, Encoder, WelcomeInfo, decode, fb, message_id_to_u128};
+use quiver_proto::{
+    Body, DecodeError, Encoder, PositionRef, WelcomeInfo, decode, fb, message_id_to_u128,
+};
 
 use crate::support::{concat, every_frame_type, split, stored_headers, welcome_info};
 
@@ -98,6 +100,46 @@ fn check(i: usize, body: Body<'_>) {
                 (fb::ErrorCode::GoingAway, Some("restarting"), 1500)
             );
         }
+        (14, Body::Edit(f)) => {
+            assert_eq!(
+                (f.request_id(), f.channel(), f.target(), f.delete()),
+                (6, Some("feed:home"), 11, false)
+            );
+            assert_eq!(f.payload().map(|p| p.bytes()), Some(&b"v2"[..]));
+            check_headers(f.headers());
+            assert_eq!(f.key(), Some("e-1"));
+        }
+        (15, Body::Track(f)) => {
+            assert_eq!(f.channel(), Some("track:city"));
+            let position = f.position().map(PositionRef::from_table);
+            assert_eq!(position, Some(crate::support::position()));
+        }
+        (16, Body::Positions(f)) => {
+            assert_eq!((f.subscription_id(), f.snapshot()), (8, true));
+            let positions: Vec<_> = f
+                .positions()
+                .expect("positions present")
+                .iter()
+                .map(PositionRef::from_table)
+                .collect();
+            let users: Vec<_> = positions.iter().map(|p| p.user).collect();
+            assert_eq!(users, [Some("bob"), Some("carol")]);
+            for position in &positions {
+                assert_eq!(
+                    PositionRef {
+                        user: None,
+                        ..*position
+                    },
+                    crate::support::position()
+                );
+            }
+        }
+        (17, Body::Presence(f)) => {
+            assert_eq!(
+                (f.subscription_id(), f.user(), f.joined(), f.connections()),
+                (7, Some("bob"), true, 2)
+            );
+        }
         (i, body) => panic!("frame {i} decoded as {}", body.name()),
     }
 }
@@ -186,6 +228,10 @@ fn request_ids_and_names() {
         None,
         Some(5),
         None,
+        Some(6),
+        None,
+        None,
+        None,
     ];
     assert_eq!(ids, expected);
     let names: Vec<&str> = frames
@@ -194,6 +240,7 @@ fn request_ids_and_names() {
         .collect();
     assert_eq!(names[0], "Hello");
     assert_eq!(names[13], "GoAway");
+    assert_eq!(names[14..], ["Edit", "Track", "Positions", "Presence"]);
 }
 
 #[test]
@@ -250,9 +297,39 @@ fn headers_from_anywhere_without_collecting() {
         timestamp_ms: 3,
         payload: received.payload().map(|p| p.bytes()).unwrap_or_default(),
         headers: received.headers().into_iter().flatten(),
+        meta: quiver_proto::MessageMeta::ITEM,
     });
     let Ok(Body::Message(m)) = decode(&forwarded) else {
         panic!("not a Message")
     };
     check_headers(m.headers());
+}
+
+/// Senders pack datagrams with `encoded_len_bound`: it must never be less
+/// than what a position really adds to a Positions frame.
+#[test]
+fn position_length_bound_holds() {
+    let mut enc = Encoder::new();
+    let empty = enc.positions(u32::MAX, [], true).len();
+    for entity_len in [1, 2, 3, 4, 5, 7, 8, 31, 64, 255] {
+        for user in [None, Some(""), Some("u"), Some("a-longer-user-id-42")] {
+            let entity = "e".repeat(entity_len);
+            let mut position = crate::support::position();
+            position.entity = &entity;
+            position.user = user;
+            let one = enc.positions(u32::MAX, [&position], true).len();
+            let two = enc.positions(u32::MAX, [&position, &position], true).len();
+            let bound = position.encoded_len_bound();
+            assert!(
+                one - empty <= bound,
+                "entity {entity_len}, user {user:?}: {} > {bound}",
+                one - empty
+            );
+            assert!(
+                two - one <= bound,
+                "entity {entity_len}, user {user:?}: {} > {bound}",
+                two - one
+            );
+        }
+    }
 }

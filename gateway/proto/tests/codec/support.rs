@@ -68,6 +68,7 @@ pub(crate) fn every_frame_type(enc: &mut Encoder) -> Vec<Bytes> {
         timestamp_ms: 1_700_000_000_000 + offset,
         payload: b"{\"text\":\"hi\"}",
         headers: pairs(),
+        meta: quiver_proto::MessageMeta::ITEM,
     };
     vec![
         enc.hello(1, "eyJhbGciOiJIUzI1NiJ9.e30.sig", "quiver-cli/0.1"),
@@ -91,7 +92,32 @@ pub(crate) fn every_frame_type(enc: &mut Encoder) -> Vec<Bytes> {
         enc.stream_header(7, "chat:lobby"),
         enc.error(5, fb::ErrorCode::RateLimited, "slow down", true, false, 250),
         enc.go_away(fb::ErrorCode::GoingAway, "restarting", 1500),
+        enc.edit(6, "feed:home", 11, false, b"v2", pairs(), Some("e-1")),
+        enc.track("track:city", &position()),
+        enc.positions(8, &[position_by("bob"), position_by("carol")], true),
+        enc.presence(7, "bob", true, 2),
     ]
+}
+
+/// A position with every optional field set.
+pub(crate) fn position() -> quiver_proto::PositionRef<'static> {
+    quiver_proto::PositionRef {
+        entity: "courier-7",
+        lat: 52.520_008,
+        lon: 13.404_954,
+        accuracy: Some(4.5),
+        heading: Some(271.0),
+        speed: Some(8.25),
+        timestamp_ms: 1_700_000_000_123,
+        user: None,
+    }
+}
+
+fn position_by(user: &'static str) -> quiver_proto::PositionRef<'static> {
+    quiver_proto::PositionRef {
+        user: Some(user),
+        ..position()
+    }
 }
 
 /// Feeds `stream` to a reader in chunks of the sizes `chunk_len` picks and
