@@ -7,6 +7,7 @@ mod support;
 mod bad;
 mod cache;
 mod examples;
+mod geofence;
 mod isolation;
 mod lifecycle;
 mod world;
