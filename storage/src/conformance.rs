@@ -1,6 +1,7 @@
-//! The conformance suite every backend must pass: [`MessageLog`],
-//! [`KeyValueStore`](crate::KeyValueStore) and
-//! [`PluginRegistry`](crate::PluginRegistry).
+//! The conformance suite every backend must pass: [`MessageLog`] (edits
+//! included), [`KeyValueStore`](crate::KeyValueStore),
+//! [`PluginRegistry`](crate::PluginRegistry) and
+//! [`PositionStore`](crate::PositionStore).
 //!
 //! Each case is a public `async fn` that takes a fresh store. A backend's
 //! test binary runs them all, one `#[tokio::test]` per case, with
@@ -27,9 +28,11 @@
 //! ```
 
 mod durability;
+mod edits;
 mod idempotency;
 mod kv;
 mod ordering;
+mod positions;
 pub mod proxy;
 mod reads;
 mod registry;
@@ -42,6 +45,11 @@ use bytes::Bytes;
 use crate::{Appended, ChannelKey, MessageId, MessageLog, NewMessage, ReadRange, StoredMessage};
 
 pub use durability::reopen_keeps_acked;
+pub use edits::{
+    duplicate_edit_writes_nothing, edit_delete_empties_target,
+    edit_of_missing_target_changes_nothing, edit_update_rewrites_target, edits_are_tenant_isolated,
+    update_after_delete_stays_deleted,
+};
 pub use idempotency::{
     duplicate_within_one_batch, idempotency_is_scoped_to_channel_and_tenant,
     retry_with_same_key_returns_original,
@@ -53,6 +61,10 @@ pub use kv::{
 pub use ordering::{
     channels_are_independent, concurrent_appends_are_gap_free,
     offsets_start_at_one_and_are_contiguous, rejects_invalid_names, tenants_are_isolated,
+};
+pub use positions::{
+    positions_are_scoped_by_channel_and_tenant, positions_history_expires,
+    positions_history_newest_first, positions_latest_keeps_newest, positions_reject_invalid_input,
 };
 pub use reads::{
     fields_round_trip, head_tracks_last_offset, large_payloads_round_trip,
@@ -108,6 +120,12 @@ macro_rules! conformance_tests {
             head_tracks_last_offset,
             fields_round_trip,
             large_payloads_round_trip,
+            edit_update_rewrites_target,
+            edit_delete_empties_target,
+            duplicate_edit_writes_nothing,
+            edit_of_missing_target_changes_nothing,
+            update_after_delete_stays_deleted,
+            edits_are_tenant_isolated,
             kv_is_scoped_by_tenant_and_namespace,
             kv_ttl_expires,
             kv_concurrent_increments_are_exact,
@@ -117,6 +135,11 @@ macro_rules! conformance_tests {
             registry_delete_keeps_numbering,
             registry_active_plugins_across_tenants,
             registry_large_component_round_trips,
+            positions_latest_keeps_newest,
+            positions_are_scoped_by_channel_and_tenant,
+            positions_history_newest_first,
+            positions_history_expires,
+            positions_reject_invalid_input,
         );
     };
     ($(let $pat:pat = $init:expr;)+ => $store:expr) => {
@@ -169,6 +192,7 @@ fn message(channel: &ChannelKey) -> NewMessage {
         payload: Bytes::from(format!("payload-{n}")),
         headers: Vec::new(),
         idempotency_key: None,
+        edit: None,
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod error;
 mod kv;
+mod positions;
 mod registry;
 mod types;
 
@@ -25,12 +26,13 @@ pub mod conformance;
 
 pub use error::StoreError;
 pub use kv::{KeyValueStore, KvScope, MAX_KV_KEY_BYTES, MAX_KV_VALUE_BYTES};
+pub use positions::{MAX_ENTITY_BYTES, Position, PositionRecord, PositionStore};
 pub use registry::{
     MAX_PLUGIN_NAME_BYTES, PluginRecord, PluginRegistry, PluginVersion, PluginVersionMeta,
 };
 pub use types::{
-    Appended, ChannelKey, Direction, Header, MessageId, NewMessage, Offset, ReadRange,
-    StoredMessage,
+    Appended, ChannelKey, Direction, Edit, EditKind, Header, ItemState, MessageId, NewMessage,
+    Offset, ReadRange, StoredMessage,
 };
 
 use async_trait::async_trait;
@@ -46,6 +48,29 @@ use async_trait::async_trait;
 /// - an offset is never reused, even after a crash;
 /// - tenant and channel names are 1 to 255 bytes; any other name fails with
 ///   [`StoreError::Invalid`] and, in `append`, nothing of the batch is written.
+///
+/// # Edits
+///
+/// A message with `edit: Some(Edit { target, kind })` edits the item at
+/// offset `target` of the same channel:
+/// - it is appended like any message: it gets the next offset, and reads at
+///   that offset return it with its `edit` and its own payload and headers
+///   (for an update the new content; for a delete whatever the caller
+///   passed, normally nothing);
+/// - in the same durable write, the target is rewritten in place: an
+///   [`EditKind::Update`] replaces its payload and headers with the edit's
+///   and sets [`ItemState::Updated`]; an [`EditKind::Delete`] empties them
+///   and sets [`ItemState::Deleted`]. Its offset, id, sender and timestamp
+///   stay. Reads return the rewritten item;
+/// - an edit whose target does not exist (or is not lower than the edit's
+///   own offset), is itself an edit, or is deleted already changes nothing
+///   in place, and does not fail: callers validate targets beforehand, the
+///   store only never fails or corrupts on them. So an update of a deleted
+///   item leaves it deleted;
+/// - an edit whose idempotency key is a duplicate writes nothing, the
+///   rewrite included, like any duplicate;
+/// - edits keep every guarantee above (gap-free offsets, durability on
+///   ack, the atomicity of a batch as the backend gives it).
 ///
 /// The conformance suite (feature `conformance`) checks all of this.
 #[async_trait]
@@ -96,9 +121,9 @@ pub(crate) fn validate_idempotency_key(key: &str) -> Result<(), StoreError> {
     registry::validate_name("idempotency key", key, embedded::MAX_IDEMPOTENCY_KEY_BYTES)
 }
 
-/// Everything the gateway keeps: the message log, plugin key-value data and
-/// the plugin registry. Each backend implements all three, so one config
-/// setting moves all of a deployment's data.
-pub trait Store: MessageLog + KeyValueStore + PluginRegistry {}
+/// Everything the gateway keeps: the message log, plugin key-value data,
+/// the plugin registry and tracked positions. Each backend implements all
+/// four, so one config setting moves all of a deployment's data.
+pub trait Store: MessageLog + KeyValueStore + PluginRegistry + PositionStore {}
 
-impl<T: MessageLog + KeyValueStore + PluginRegistry> Store for T {}
+impl<T: MessageLog + KeyValueStore + PluginRegistry + PositionStore> Store for T {}

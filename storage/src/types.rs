@@ -47,6 +47,9 @@ pub struct NewMessage {
     pub headers: Vec<Header>,
     /// The publisher's idempotency key, scoped to the channel.
     pub idempotency_key: Option<Arc<str>>,
+    /// `Some` when this message edits an earlier item of the same channel
+    /// (see [`MessageLog`](crate::MessageLog) for what the store does).
+    pub edit: Option<Edit>,
 }
 
 /// The outcome of appending one message.
@@ -69,6 +72,52 @@ pub struct StoredMessage {
     pub sender: Arc<str>,
     pub payload: Bytes,
     pub headers: Vec<Header>,
+    /// `Some` when this message is an edit record of an earlier item.
+    pub edit: Option<Edit>,
+    /// Whether a later edit updated or deleted this item (its payload and
+    /// headers are then the update's, or empty).
+    pub state: ItemState,
+}
+
+/// What an edit record does to the item it targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EditKind {
+    /// Replaces the target's payload and headers with the edit's.
+    Update,
+    /// Empties the target's payload and headers.
+    Delete,
+}
+
+/// Marks a message as an edit of an earlier item of the same channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edit {
+    /// Offset of the edited item, in the edit's own channel.
+    pub target: Offset,
+    pub kind: EditKind,
+}
+
+/// The current state of a stored item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ItemState {
+    /// As appended.
+    #[default]
+    Original,
+    /// An update replaced its payload and headers.
+    Updated,
+    /// A delete emptied its payload and headers.
+    Deleted,
+}
+
+impl ItemState {
+    /// The state after an edit of `kind` hits an item in this state, or
+    /// `None` when the edit changes nothing (the item is deleted already).
+    pub(crate) fn after(self, kind: EditKind) -> Option<ItemState> {
+        match (self, kind) {
+            (ItemState::Deleted, _) => None,
+            (_, EditKind::Update) => Some(ItemState::Updated),
+            (_, EditKind::Delete) => Some(ItemState::Deleted),
+        }
+    }
 }
 
 /// Which end of a range a read starts from.

@@ -2,7 +2,8 @@
 //! - `conformance`: the shared backend suite, one test per case;
 //! - `buckets`: a channel crossing a partition boundary;
 //! - `nodes`: several gateway nodes on one channel (lease handover, fencing);
-//! - `throughput`: a rough measurement, ignored unless asked for.
+//! - `throughput`: a rough measurement, ignored unless asked for;
+//! - `upgrade`: a keyspace of the previous schema is upgraded in place.
 //!
 //! Needs a node: `deploy/cql-node.sh start` prints its `host:port`; run
 //! `QUIVER_CQL_NODE=127.0.0.1:9042 cargo test -p quiver-storage --features cql-tests`.
@@ -18,6 +19,8 @@ mod conformance;
 mod nodes;
 #[path = "scylla/throughput.rs"]
 mod throughput;
+#[path = "scylla/upgrade.rs"]
+mod upgrade;
 
 use std::time::Duration;
 

@@ -34,6 +34,7 @@ fn message(channel: &ChannelKey, n: u128) -> NewMessage {
         payload: Bytes::from(n.to_string()),
         headers: Vec::new(),
         idempotency_key: Some(format!("key-{n}").into()),
+        edit: None,
     }
 }
 

@@ -244,12 +244,10 @@ pub async fn run_raw(
         })?;
     let config =
         quiver_storage::scylla::ScyllaConfig::new(vec![raw.cql.clone()], raw.keyspace.clone());
-    for statement in quiver_storage::scylla::schema_statements(&config) {
-        session
-            .query_unpaged(statement.as_str(), ())
-            .await
-            .with_context(|| format!("schema statement failed: {statement}"))?;
-    }
+    // The store's own schema step, which also upgrades an older keyspace.
+    quiver_storage::scylla::apply_schema(&session, &config)
+        .await
+        .context("applying the schema")?;
     let ks = &raw.keyspace;
     // The gateway's statements (storage/src/scylla/statements.rs), restated:
     // those are private to the store.

@@ -2,10 +2,18 @@
 //! version byte, so a later release can change the layout and still read
 //! what an older one wrote.
 //!
-//! Message, format 1:
+//! Message, format 1 (a plain message: no edit, state `Original`):
 //! `[1][id: u128 BE][timestamp_ms: u64 BE][sender: varint len + utf8]`
 //! `[header count: varint]([name: varint len + utf8][value: varint len + utf8])*`
 //! `[payload: the rest]`
+//!
+//! Message, format 2 (an edit record, or an item an edit rewrote): format 1
+//! with two fields between the headers and the payload:
+//! `[flags: u8][edit target: varint, only when the flags name an edit]`,
+//! where flags bits 0-1 are the item state (0 original, 1 updated,
+//! 2 deleted) and bits 2-3 the edit kind (0 none, 1 update, 2 delete); other
+//! bits must be 0. Plain messages keep format 1, so they cost no extra
+//! byte, and a release that knows only format 1 still reads them.
 //!
 //! Lengths are LEB128 varints: names and headers are short, so one byte each
 //! is the common case. The payload needs no length because it runs to the end.
@@ -14,39 +22,103 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::{Appended, Header, MessageId, NewMessage, Offset, StoreError, StoredMessage};
+use crate::{
+    Appended, Edit, EditKind, Header, ItemState, MessageId, NewMessage, Offset, StoreError,
+    StoredMessage,
+};
 
 const MESSAGE_V1: u8 = 1;
+const MESSAGE_V2: u8 = 2;
 const IDEMPOTENCY_V1: u8 = 1;
 const IDEMPOTENCY_V1_LEN: usize = 1 + 8 + 16 + 8 + 8;
 
 /// fjall stores values of at most 2^32 bytes.
 const MAX_VALUE_BYTES: usize = u32::MAX as usize;
 
-/// Encodes a message as format 1.
+/// The fields of a message value.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MessageParts<'a> {
+    pub(crate) id: MessageId,
+    pub(crate) timestamp_ms: u64,
+    pub(crate) sender: &'a str,
+    pub(crate) headers: &'a [Header],
+    pub(crate) payload: &'a [u8],
+    pub(crate) edit: Option<Edit>,
+    pub(crate) state: ItemState,
+}
+
+impl<'a> MessageParts<'a> {
+    pub(crate) fn of_new(msg: &'a NewMessage) -> Self {
+        Self {
+            id: msg.id,
+            timestamp_ms: msg.timestamp_ms,
+            sender: &msg.sender,
+            headers: &msg.headers,
+            payload: &msg.payload,
+            edit: msg.edit,
+            state: ItemState::Original,
+        }
+    }
+
+    pub(crate) fn of_stored(msg: &'a StoredMessage) -> Self {
+        Self {
+            id: msg.id,
+            timestamp_ms: msg.timestamp_ms,
+            sender: &msg.sender,
+            headers: &msg.headers,
+            payload: &msg.payload,
+            edit: msg.edit,
+            state: msg.state,
+        }
+    }
+}
+
+/// Encodes a new message (format 1, or 2 for an edit record).
 pub(crate) fn encode_message(msg: &NewMessage) -> Result<Vec<u8>, StoreError> {
+    encode_parts(&MessageParts::of_new(msg))
+}
+
+/// Encodes a message value: format 1 when it is plain, else format 2.
+pub(crate) fn encode_parts(msg: &MessageParts<'_>) -> Result<Vec<u8>, StoreError> {
     let headers_len: usize = msg
         .headers
         .iter()
         .map(|h| h.name.len() + h.value.len() + 20)
         .sum();
-    let capacity = 1 + 16 + 8 + 10 + msg.sender.len() + 10 + headers_len + msg.payload.len();
+    let capacity = 1 + 16 + 8 + 10 + msg.sender.len() + 10 + headers_len + 11 + msg.payload.len();
     if capacity > MAX_VALUE_BYTES {
         return Err(StoreError::Invalid(format!(
             "message encodes to about {capacity} bytes; the embedded store's limit is 4 GiB"
         )));
     }
+    let plain = msg.edit.is_none() && msg.state == ItemState::Original;
     let mut out = Vec::with_capacity(capacity);
-    out.push(MESSAGE_V1);
+    out.push(if plain { MESSAGE_V1 } else { MESSAGE_V2 });
     out.extend_from_slice(&msg.id.0.to_be_bytes());
     out.extend_from_slice(&msg.timestamp_ms.to_be_bytes());
     put_bytes(&mut out, msg.sender.as_bytes());
     put_varint(&mut out, msg.headers.len() as u64);
-    for header in &msg.headers {
+    for header in msg.headers {
         put_bytes(&mut out, header.name.as_bytes());
         put_bytes(&mut out, header.value.as_bytes());
     }
-    out.extend_from_slice(&msg.payload);
+    if !plain {
+        let state = match msg.state {
+            ItemState::Original => 0,
+            ItemState::Updated => 1,
+            ItemState::Deleted => 2,
+        };
+        let kind = match msg.edit.map(|e| e.kind) {
+            None => 0,
+            Some(EditKind::Update) => 1,
+            Some(EditKind::Delete) => 2,
+        };
+        out.push(state | (kind << 2));
+        if let Some(edit) = msg.edit {
+            put_varint(&mut out, edit.target);
+        }
+    }
+    out.extend_from_slice(msg.payload);
     Ok(out)
 }
 
@@ -54,7 +126,7 @@ pub(crate) fn encode_message(msg: &NewMessage) -> Result<Vec<u8>, StoreError> {
 pub(crate) fn decode_message(offset: Offset, value: &[u8]) -> Result<StoredMessage, StoreError> {
     let mut r = Reader::new(value, "message");
     let version = r.u8()?;
-    if version != MESSAGE_V1 {
+    if version != MESSAGE_V1 && version != MESSAGE_V2 {
         return Err(r.corrupt(&format!("unknown format version {version}")));
     }
     let id = MessageId(u128::from_be_bytes(r.array()?));
@@ -67,6 +139,31 @@ pub(crate) fn decode_message(offset: Offset, value: &[u8]) -> Result<StoredMessa
         let value = r.string()?;
         headers.push(Header { name, value });
     }
+    let (mut edit, mut state) = (None, ItemState::Original);
+    if version == MESSAGE_V2 {
+        let flags = r.u8()?;
+        state = match flags & 0b11 {
+            0 => ItemState::Original,
+            1 => ItemState::Updated,
+            2 => ItemState::Deleted,
+            _ => return Err(r.corrupt(&format!("unknown item state in flags {flags:#x}"))),
+        };
+        let kind = match (flags >> 2) & 0b11 {
+            0 => None,
+            1 => Some(EditKind::Update),
+            2 => Some(EditKind::Delete),
+            _ => return Err(r.corrupt(&format!("unknown edit kind in flags {flags:#x}"))),
+        };
+        if flags >> 4 != 0 {
+            return Err(r.corrupt(&format!("unknown flags {flags:#x}")));
+        }
+        if let Some(kind) = kind {
+            edit = Some(Edit {
+                target: r.varint()?,
+                kind,
+            });
+        }
+    }
     let payload = Bytes::copy_from_slice(r.rest());
     Ok(StoredMessage {
         offset,
@@ -75,6 +172,8 @@ pub(crate) fn decode_message(offset: Offset, value: &[u8]) -> Result<StoredMessa
         sender,
         payload,
         headers,
+        edit,
+        state,
     })
 }
 
@@ -237,6 +336,7 @@ mod tests {
                 },
             ],
             idempotency_key: None,
+            edit: None,
         }
     }
 
@@ -252,6 +352,38 @@ mod tests {
             (got.sender, got.headers, got.payload),
             (msg.sender, msg.headers, msg.payload)
         );
+    }
+
+    #[test]
+    fn plain_messages_keep_format_1_and_edits_round_trip() {
+        assert_eq!(encode_message(&sample()).unwrap()[0], MESSAGE_V1);
+        let edit = NewMessage {
+            edit: Some(Edit {
+                target: 300,
+                kind: EditKind::Delete,
+            }),
+            ..sample()
+        };
+        let value = encode_message(&edit).unwrap();
+        assert_eq!(value[0], MESSAGE_V2);
+        let got = decode_message(9, &value).unwrap();
+        assert_eq!((got.edit, got.state), (edit.edit, ItemState::Original));
+        assert_eq!((got.payload, got.headers), (edit.payload, edit.headers));
+        let rewritten = StoredMessage {
+            state: ItemState::Updated,
+            ..decode_message(3, &encode_message(&sample()).unwrap()).unwrap()
+        };
+        let value = encode_parts(&MessageParts::of_stored(&rewritten)).unwrap();
+        assert_eq!(decode_message(3, &value).unwrap(), rewritten);
+        let mut bad = value.clone();
+        let flags_at = value.len() - 300 - 1;
+        for flags in [0b11, 0b1100, 0b1_0000] {
+            bad[flags_at] = flags;
+            assert!(matches!(
+                decode_message(3, &bad),
+                Err(StoreError::Corrupt { .. })
+            ));
+        }
     }
 
     #[test]

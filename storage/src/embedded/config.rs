@@ -37,7 +37,7 @@ pub struct EmbeddedConfig {
     /// itself waits (backpressure). Default: 1024.
     pub queue_depth: usize,
     /// How often the writer thread sweeps expired idempotency records and
-    /// expired key-value data off disk. Lookups already ignore expired records; the sweep only
+    /// expired key-value data and position history off disk. Lookups already ignore expired records; the sweep only
     /// reclaims space. Default: 5 minutes.
     pub sweep_interval: Duration,
 }

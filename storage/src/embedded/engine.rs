@@ -34,6 +34,15 @@ pub(crate) struct Engine {
     /// Plugin component bytes, keyed by tenant, name and version. Apart from
     /// the records so that listing plugins never reads megabytes of wasm.
     pub(crate) components: Keyspace,
+    /// Latest position per entity, keyed by channel prefix + entity id
+    /// (`positions.rs`).
+    pub(crate) positions_latest: Keyspace,
+    /// Position history, keyed by channel prefix + length-prefixed entity id
+    /// + big-endian timestamp (`positions.rs`).
+    pub(crate) positions_history: Keyspace,
+    /// Serializes position writes (the latest position is a read-compare-
+    /// write) and the sweep of expired history against them.
+    pub(crate) positions_lock: Arc<Mutex<()>>,
     /// Serializes the read-modify-write paths of `kv` and `plugins`
     /// (increment, version numbering, activation) and the sweep of `kv`.
     /// Those calls are rare next to appends, so one lock is simpler than
@@ -61,6 +70,9 @@ impl Engine {
             kv: keyspace("kv")?,
             plugins: keyspace("plugins")?,
             components: keyspace("plugin_components")?,
+            positions_latest: keyspace("positions_latest")?,
+            positions_history: keyspace("positions_history")?,
+            positions_lock: Arc::new(Mutex::new(())),
             meta_lock: Arc::new(Mutex::new(())),
             db,
         })

@@ -1,14 +1,18 @@
-//! The embedded store: a [`MessageLog`], [`KeyValueStore`](crate::KeyValueStore)
-//! and [`PluginRegistry`](crate::PluginRegistry) in a local fjall database, for
+//! The embedded store: a [`MessageLog`], [`KeyValueStore`](crate::KeyValueStore),
+//! [`PluginRegistry`](crate::PluginRegistry) and
+//! [`PositionStore`](crate::PositionStore) in a local fjall database, for
 //! single-node deployments and tests.
 //!
 //! - `keys.rs`: the tenant-scoped key layout;
 //! - `codec.rs`: the versioned value formats;
 //! - `writer.rs` and `group.rs`: the writer thread and its group commit;
-//! - `sweep.rs`: expiry of idempotency records;
+//! - `sweep.rs`: expiry of idempotency records, key-value data and position
+//!   history;
 //! - `engine.rs`: the fjall handles and the read paths;
 //! - `kv.rs`, `registry.rs` and `records.rs`: plugin key-value data and the
-//!   plugin registry, written outside the writer thread (see `kv.rs`).
+//!   plugin registry, written outside the writer thread (see `kv.rs`);
+//! - `positions.rs`: latest positions and position history, also written
+//!   outside the writer thread.
 //!
 //! Appends go through one writer thread, which commits every call queued
 //! meanwhile as one atomic batch with one fsync. Reads do not involve the
@@ -22,6 +26,7 @@ mod engine;
 mod group;
 mod keys;
 mod kv;
+mod positions;
 mod records;
 mod registry;
 mod sweep;
@@ -38,7 +43,7 @@ pub use config::EmbeddedConfig;
 pub use keys::{MAX_IDEMPOTENCY_KEY_BYTES, MAX_NAME_BYTES};
 
 use self::engine::Engine;
-use self::group::Prepared;
+use self::group::{Prepared, PreparedEdit};
 use self::writer::{Command, Fatal};
 use crate::{
     Appended, ChannelKey, MessageLog, NewMessage, Offset, ReadRange, StoreError, StoredMessage,
@@ -190,6 +195,11 @@ fn prepare(msg: &NewMessage) -> Result<Prepared, StoreError> {
         timestamp_ms: msg.timestamp_ms,
         value: codec::encode_message(msg)?,
         prefix,
+        edit: msg.edit.map(|edit| PreparedEdit {
+            edit,
+            payload: msg.payload.clone(),
+            headers: msg.headers.clone(),
+        }),
     })
 }
 

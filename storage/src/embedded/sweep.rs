@@ -1,4 +1,5 @@
-//! Deletes expired idempotency records, then expired key-value data. Runs
+//! Deletes expired idempotency records, then expired key-value data, then
+//! expired position history. Runs
 //! on the writer thread, so it never races an append, in chunks, so a large
 //! keyspace never stalls appends for long: between two chunks the writer
 //! serves queued appends.
@@ -7,7 +8,8 @@
 //! `meta_lock` (see `kv.rs`). A kv chunk holds that lock from its reads to
 //! its deletes, so it cannot delete a value written meanwhile; it only
 //! *tries* the lock, and skips its turn when a key-value call holds it, so
-//! the writer thread never waits for one.
+//! the writer thread never waits for one. Position history chunks do the
+//! same with `positions_lock`.
 
 use std::ops::Bound;
 use std::time::{Duration, Instant};
@@ -17,6 +19,7 @@ use fjall::Keyspace;
 use super::codec::IdempotencyRecord;
 use super::engine::{Engine, map_fjall, now_ms};
 use super::kv::KvValue;
+use super::positions::StoredPosition;
 use crate::StoreError;
 
 /// Records examined per chunk.
@@ -37,6 +40,7 @@ pub(crate) struct Sweeper {
 enum Phase {
     Idempotency,
     KeyValue,
+    PositionHistory,
 }
 
 impl Sweeper {
@@ -84,11 +88,24 @@ impl Sweeper {
                     KvValue::decode(value).map(|v| v.is_expired(now))
                 })
             }
+            Phase::PositionHistory => {
+                let Ok(_guard) = engine.positions_lock.try_lock() else {
+                    // Positions are being written; try again next turn.
+                    self.cursor = Some((phase, cursor));
+                    return;
+                };
+                sweep_chunk(engine, &engine.positions_history, &cursor, |value| {
+                    StoredPosition::expiry(value).map(|at| StoredPosition::is_expired(at, now))
+                })
+            }
         };
         match (swept, phase) {
             (Ok(Some(last)), _) => self.cursor = Some((phase, last)),
             (Ok(None), Phase::Idempotency) => self.cursor = Some((Phase::KeyValue, Vec::new())),
-            (Ok(None), Phase::KeyValue) => {}
+            (Ok(None), Phase::KeyValue) => {
+                self.cursor = Some((Phase::PositionHistory, Vec::new()));
+            }
+            (Ok(None), Phase::PositionHistory) => {}
             (Err(err), _) => tracing::warn!(error = %err, ?phase, "sweep stopped early"),
         }
     }

@@ -21,6 +21,7 @@ fn msg(channel: &ChannelKey, key: Option<&str>) -> NewMessage {
         payload: Bytes::from_static(b"p"),
         headers: Vec::new(),
         idempotency_key: key.map(Into::into),
+        edit: None,
     }
 }
 
@@ -176,4 +177,43 @@ fn config_and_inputs_are_validated() {
         matches!(second, Err(StoreError::Io(msg)) if msg.contains("in use")),
         "second open of one path must fail"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_deletes_expired_position_history() {
+    use crate::{Position, PositionRecord, PositionStore};
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
+    let channel = ChannelKey::new("t", "fleet");
+    let record = |i: u64| PositionRecord {
+        channel: channel.clone(),
+        position: Position {
+            entity: "e".into(),
+            lat: 1.0,
+            lon: 2.0,
+            accuracy: None,
+            heading: None,
+            speed: None,
+            timestamp_ms: i,
+            user: "u".into(),
+        },
+    };
+    store
+        .save_positions((0..1500).map(record).collect(), Duration::from_millis(1))
+        .await
+        .unwrap();
+    store
+        .save_positions(vec![record(5000)], Duration::from_secs(3600))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut sweeper = Sweeper::new(Duration::ZERO, 1_000);
+    sweeper.start_if_due();
+    while sweeper.active() {
+        sweeper.step(&store.engine);
+    }
+    assert_eq!(store.engine.positions_history.iter().count(), 1);
+    assert_eq!(store.engine.positions_latest.iter().count(), 1);
+    let history = store.position_history(&channel, "e", 0, 10).await.unwrap();
+    assert_eq!(history.len(), 1);
 }

@@ -3,13 +3,18 @@
 
 use std::time::Instant;
 
+use scylla::serialize::SerializationError;
+use scylla::serialize::row::{RowSerializationContext, SerializeRow};
+use scylla::serialize::writers::RowWriter;
 use scylla::statement::batch::{Batch, BatchType};
+use scylla::value::MaybeUnset;
 
 use super::Inner;
 use super::db::{Failure, unavailable};
-use super::log::{bucket, seq, to_cql_ts};
+use super::edits::{Content, EditPlan, Rewrite};
+use super::log::{bucket, kind_code, seq, state_code, to_cql_ts};
 use super::sequencer::SeqState;
-use crate::{Appended, ChannelKey, NewMessage, Offset, StoreError};
+use crate::{Appended, ChannelKey, ItemState, NewMessage, Offset, StoreError};
 
 /// One unlogged batch carries at most about this many bytes of rows. Batches of
 /// one partition are applied atomically, but databases refuse large ones
@@ -17,7 +22,9 @@ use crate::{Appended, ChannelKey, NewMessage, Offset, StoreError};
 const MAX_BATCH_BYTES: usize = 32 * 1024;
 
 /// A message row: tenant, channel, bucket, seq, id, ts, sender, headers,
-/// payload, idem_key, epoch, TTL, write timestamp.
+/// payload, idem_key, epoch, edit_target, edit_kind, state, TTL, write
+/// timestamp. The edit columns are unset (not null, which would write a
+/// tombstone) on plain messages.
 type MessageRow<'a> = (
     &'a str,
     &'a str,
@@ -30,9 +37,59 @@ type MessageRow<'a> = (
     &'a [u8],
     Option<&'a str>,
     i64,
+    MaybeUnset<i64>,
+    MaybeUnset<i8>,
+    MaybeUnset<i8>,
     i32,
     i64,
 );
+
+/// A rewrite of an earlier item: TTL, write timestamp, payload, headers,
+/// state, then the key: tenant, channel, bucket, seq.
+type RewriteRow<'a> = (
+    i32,
+    i64,
+    &'a [u8],
+    Vec<(&'a str, &'a str)>,
+    MaybeUnset<i8>,
+    &'a str,
+    &'a str,
+    i64,
+    i64,
+);
+
+/// One statement's values in a batch of message inserts and rewrites.
+enum BatchRow<'a> {
+    Insert(MessageRow<'a>),
+    Rewrite(RewriteRow<'a>),
+}
+
+impl SerializeRow for BatchRow<'_> {
+    fn serialize(
+        &self,
+        ctx: &RowSerializationContext<'_>,
+        writer: &mut RowWriter,
+    ) -> Result<(), SerializationError> {
+        match self {
+            BatchRow::Insert(row) => row.serialize(ctx, writer),
+            BatchRow::Rewrite(row) => row.serialize(ctx, writer),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// A new message row to write: its offset, the message, and the content
+/// and state it is written with (an edit of the same group may have
+/// changed them).
+struct NewRow<'a> {
+    offset: Offset,
+    msg: &'a NewMessage,
+    content: Content<'a>,
+    state: ItemState,
+}
 
 impl Inner {
     /// Writes one group and returns one outcome list per call. On `Err`,
@@ -108,9 +165,10 @@ impl Inner {
         if new_rows.is_empty() {
             return Ok(outcomes);
         }
+        let plan = self.plan_edits(key, head, &new_rows).await?;
         let write_ts = self.db.next_timestamp();
         let (messages, idempotency) = tokio::join!(
-            self.write_messages(key, &new_rows, lease.epoch, write_ts),
+            self.write_messages(key, &new_rows, &plan, lease.epoch, write_ts),
             self.write_idempotency(key, &new_rows, write_ts),
         );
         messages?;
@@ -155,55 +213,80 @@ impl Inner {
     /// in one bucket (atomic within its partition), split further by size,
     /// each started only after the previous one succeeded. A failure thus
     /// leaves a contiguous prefix written, never a hole.
+    ///
+    /// The rewrite of an earlier item an edit changed goes in the batch of
+    /// the edit record. When the item lies in another bucket, that batch is
+    /// a logged one, which the database applies entirely or not at all
+    /// across partitions (at the cost of a batch-log write; edits are rare).
     async fn write_messages(
         &self,
         key: &ChannelKey,
         rows: &[(Offset, &NewMessage)],
+        plan: &EditPlan<'_>,
         epoch: i64,
         write_ts: i64,
     ) -> Result<(), Failure> {
         let ttl = self.message_ttl_secs();
+        let rows: Vec<NewRow<'_>> = rows
+            .iter()
+            .map(|&(offset, msg)| {
+                let (content, state) = plan
+                    .overrides
+                    .get(&offset)
+                    .copied()
+                    .unwrap_or((Content::of(msg), ItemState::Original));
+                NewRow {
+                    offset,
+                    msg,
+                    content,
+                    state,
+                }
+            })
+            .collect();
+        let rewrites_with = |offset: Offset| plan.rewrites.iter().filter(move |r| r.with == offset);
+        let size = |row: &NewRow<'_>| {
+            row_bytes(key, row.msg, row.content)
+                + rewrites_with(row.offset)
+                    .map(|r| rewrite_bytes(key, r))
+                    .sum::<usize>()
+        };
         let mut start = 0;
         while start < rows.len() {
-            let first_bucket = bucket(rows[start].0);
+            let first_bucket = bucket(rows[start].offset);
             let mut end = start;
             let mut bytes = 0;
             while end < rows.len()
-                && bucket(rows[end].0) == first_bucket
-                && (end == start || bytes + row_bytes(key, rows[end].1) <= MAX_BATCH_BYTES)
+                && bucket(rows[end].offset) == first_bucket
+                && (end == start || bytes + size(&rows[end]) <= MAX_BATCH_BYTES)
             {
-                bytes += row_bytes(key, rows[end].1);
+                bytes += size(&rows[end]);
                 end += 1;
             }
-            let values: Vec<MessageRow<'_>> = rows[start..end]
-                .iter()
-                .map(|(offset, m)| {
-                    (
-                        &*key.tenant,
-                        &*key.channel,
-                        bucket(*offset),
-                        seq(*offset),
-                        m.id.0.to_be_bytes(),
-                        to_cql_ts(m.timestamp_ms),
-                        &*m.sender,
-                        m.headers
-                            .iter()
-                            .map(|h| (h.name.as_str(), h.value.as_str()))
-                            .collect(),
-                        m.payload.as_ref(),
-                        m.idempotency_key.as_deref(),
-                        epoch,
-                        ttl,
-                        write_ts,
-                    )
-                })
-                .collect();
-            if let [row] = values.as_slice() {
+            let mut values: Vec<BatchRow<'_>> = Vec::with_capacity(end - start);
+            let mut logged = false;
+            for row in &rows[start..end] {
+                values.push(BatchRow::Insert(message_row(
+                    key, row, epoch, ttl, write_ts,
+                )));
+                for rewrite in rewrites_with(row.offset) {
+                    logged |= bucket(rewrite.target) != first_bucket;
+                    values.push(BatchRow::Rewrite(rewrite_row(key, rewrite, write_ts)));
+                }
+            }
+            if let [BatchRow::Insert(row)] = values.as_slice() {
                 self.db.exec(&self.db.st.insert_message, row).await?;
             } else {
-                let mut batch = Batch::new(BatchType::Unlogged);
-                for _ in &values {
-                    batch.append_statement(self.db.st.insert_message.clone());
+                let kind = if logged {
+                    BatchType::Logged
+                } else {
+                    BatchType::Unlogged
+                };
+                let mut batch = Batch::new(kind);
+                for value in &values {
+                    batch.append_statement(match value {
+                        BatchRow::Insert(_) => self.db.st.insert_message.clone(),
+                        BatchRow::Rewrite(_) => self.db.st.rewrite_message.clone(),
+                    });
                 }
                 batch.set_consistency(self.config.consistency);
                 batch.set_is_idempotent(true);
@@ -215,14 +298,76 @@ impl Inner {
     }
 }
 
+fn unset_if_none<T>(value: Option<T>) -> MaybeUnset<T> {
+    value.map_or(MaybeUnset::Unset, MaybeUnset::Set)
+}
+
+fn headers_of(content: Content<'_>) -> Vec<(&str, &str)> {
+    content
+        .headers
+        .iter()
+        .map(|h| (h.name.as_str(), h.value.as_str()))
+        .collect()
+}
+
+fn message_row<'a>(
+    key: &'a ChannelKey,
+    row: &NewRow<'a>,
+    epoch: i64,
+    ttl: i32,
+    write_ts: i64,
+) -> MessageRow<'a> {
+    let m = row.msg;
+    (
+        &key.tenant,
+        &key.channel,
+        bucket(row.offset),
+        seq(row.offset),
+        m.id.0.to_be_bytes(),
+        to_cql_ts(m.timestamp_ms),
+        &m.sender,
+        headers_of(row.content),
+        row.content.payload,
+        m.idempotency_key.as_deref(),
+        epoch,
+        unset_if_none(m.edit.map(|e| seq(e.target))),
+        unset_if_none(m.edit.map(|e| kind_code(e.kind))),
+        unset_if_none(state_code(row.state)),
+        ttl,
+        write_ts,
+    )
+}
+
+fn rewrite_row<'a>(key: &'a ChannelKey, r: &Rewrite<'a>, write_ts: i64) -> RewriteRow<'a> {
+    (
+        r.ttl,
+        write_ts,
+        r.content.payload,
+        headers_of(r.content),
+        unset_if_none(state_code(r.state)),
+        &key.tenant,
+        &key.channel,
+        bucket(r.target),
+        seq(r.target),
+    )
+}
+
 /// About how many bytes a message row adds to a batch: every column, plus
 /// a fixed allowance for the key, clustering and cell overhead.
-fn row_bytes(key: &ChannelKey, m: &NewMessage) -> usize {
-    let headers: usize = m
+fn row_bytes(key: &ChannelKey, m: &NewMessage, content: Content<'_>) -> usize {
+    let idem = m.idempotency_key.as_deref().map_or(0, str::len);
+    key.tenant.len() + key.channel.len() + m.sender.len() + content_bytes(content) + idem + 96
+}
+
+fn rewrite_bytes(key: &ChannelKey, r: &Rewrite<'_>) -> usize {
+    key.tenant.len() + key.channel.len() + content_bytes(r.content) + 64
+}
+
+fn content_bytes(content: Content<'_>) -> usize {
+    let headers: usize = content
         .headers
         .iter()
         .map(|h| h.name.len() + h.value.len() + 8)
         .sum();
-    let idem = m.idempotency_key.as_deref().map_or(0, str::len);
-    key.tenant.len() + key.channel.len() + m.sender.len() + m.payload.len() + headers + idem + 96
+    content.payload.len() + headers
 }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use super::Inner;
 use super::db::Failure;
 use crate::{
-    ChannelKey, Direction, Header, MessageId, Offset, ReadRange, StoreError, StoredMessage,
+    ChannelKey, Direction, Edit, EditKind, Header, ItemState, MessageId, Offset, ReadRange,
+    StoreError, StoredMessage,
 };
 
 /// Offsets per partition. 16384 messages of 1 KiB make a 16 MiB partition,
@@ -43,7 +44,8 @@ pub(crate) fn seq(offset: Offset) -> i64 {
     i64::try_from(offset).unwrap_or(i64::MAX)
 }
 
-/// A read row: seq, id, ts, sender, headers, payload.
+/// A read row: seq, id, ts, sender, headers, payload, edit_target,
+/// edit_kind, state.
 type ReadRow = (
     i64,
     Vec<u8>,
@@ -51,7 +53,58 @@ type ReadRow = (
     Option<String>,
     Option<Vec<(String, String)>>,
     Option<Vec<u8>>,
+    Option<i64>,
+    Option<i8>,
+    Option<i8>,
 );
+
+/// `edit_kind` column values.
+pub(crate) fn kind_code(kind: EditKind) -> i8 {
+    match kind {
+        EditKind::Update => 1,
+        EditKind::Delete => 2,
+    }
+}
+
+/// `state` column values; an original item leaves the column unset (null).
+pub(crate) fn state_code(state: ItemState) -> Option<i8> {
+    match state {
+        ItemState::Original => None,
+        ItemState::Updated => Some(1),
+        ItemState::Deleted => Some(2),
+    }
+}
+
+pub(crate) fn state_of(offset: i64, code: Option<i8>) -> Result<ItemState, StoreError> {
+    match code {
+        None | Some(0) => Ok(ItemState::Original),
+        Some(1) => Ok(ItemState::Updated),
+        Some(2) => Ok(ItemState::Deleted),
+        Some(other) => Err(StoreError::Corrupt {
+            what: format!("message {offset} has an unknown state {other}"),
+        }),
+    }
+}
+
+fn edit_of(offset: i64, target: Option<i64>, kind: Option<i8>) -> Result<Option<Edit>, StoreError> {
+    let kind = match kind {
+        None => return Ok(None),
+        Some(1) => EditKind::Update,
+        Some(2) => EditKind::Delete,
+        Some(other) => {
+            return Err(StoreError::Corrupt {
+                what: format!("message {offset} has an unknown edit kind {other}"),
+            });
+        }
+    };
+    let target = target.and_then(|t| u64::try_from(t).ok());
+    match target {
+        Some(target) => Ok(Some(Edit { target, kind })),
+        None => Err(StoreError::Corrupt {
+            what: format!("message {offset} is an edit without a valid target"),
+        }),
+    }
+}
 
 impl Inner {
     pub(crate) fn message_ttl_secs(&self) -> i32 {
@@ -156,7 +209,7 @@ impl Inner {
 }
 
 fn decode(row: ReadRow) -> Result<StoredMessage, StoreError> {
-    let (offset, id, ts, sender, headers, payload) = row;
+    let (offset, id, ts, sender, headers, payload, edit_target, edit_kind, state) = row;
     let id = <[u8; 16]>::try_from(id.as_slice()).map_err(|_| StoreError::Corrupt {
         what: format!(
             "message {offset} has an id of {} bytes instead of 16",
@@ -174,6 +227,8 @@ fn decode(row: ReadRow) -> Result<StoredMessage, StoreError> {
             .into_iter()
             .map(|(name, value)| Header { name, value })
             .collect(),
+        edit: edit_of(offset, edit_target, edit_kind)?,
+        state: state_of(offset, state)?,
     })
 }
 

@@ -1,5 +1,6 @@
-//! The ScyllaDB backend: [`MessageLog`], [`KeyValueStore`](crate::KeyValueStore)
-//! and [`PluginRegistry`](crate::PluginRegistry) in a CQL database shared by
+//! The ScyllaDB backend: [`MessageLog`], [`KeyValueStore`](crate::KeyValueStore),
+//! [`PluginRegistry`](crate::PluginRegistry) and
+//! [`PositionStore`](crate::PositionStore) in a CQL database shared by
 //! every gateway node (ScyllaDB in production; Apache Cassandra speaks the
 //! same protocol and runs the tests, see `deploy/cql-node.sh`).
 //!
@@ -9,20 +10,24 @@
 //! - `db.rs`: the in-flight limit, write timestamps, error mapping;
 //! - `lease.rs`: who assigns a channel's offsets;
 //! - `sequencer.rs` and `group.rs`: per-channel group commit;
+//! - `edits.rs`: what edit records rewrite in place;
 //! - `idempotency.rs`: idempotency records;
 //! - `log.rs`: buckets, the durable head, reads;
-//! - `kv.rs`, `registry.rs`: plugin data.
+//! - `kv.rs`, `registry.rs`: plugin data;
+//! - `positions.rs`: latest positions and position history.
 //!
 //! `storage/README.md` explains the design and why it keeps offsets
 //! gap-free with several gateway nodes.
 
 mod config;
 mod db;
+mod edits;
 mod group;
 mod idempotency;
 mod kv;
 mod lease;
 mod log;
+mod positions;
 mod registry;
 mod schema;
 mod sequencer;
@@ -37,7 +42,7 @@ use futures::future::try_join_all;
 
 pub use config::ScyllaConfig;
 pub use log::BUCKET_SIZE;
-pub use schema::{SCHEMA_CQL, schema_statements};
+pub use schema::{SCHEMA_CQL, apply_schema, is_already_applied, schema_statements};
 
 use self::db::Db;
 use self::sequencer::Channels;

@@ -43,7 +43,10 @@ pub(crate) async fn open_session(config: &ScyllaConfig) -> Result<Session, Store
         .map_err(|e| unavailable(format!("cannot connect to {:?}: {e}", config.nodes)))
 }
 
-/// The schema's statements for `config`, in order.
+/// The schema's statements for `config`, in order. The `ALTER TABLE ... ADD`
+/// statements fail on a keyspace that has their column already; run them
+/// with [`apply_schema`], or treat the errors [`is_already_applied`] names as
+/// success.
 pub fn schema_statements(config: &ScyllaConfig) -> Vec<String> {
     let text: String = SCHEMA_CQL
         .lines()
@@ -60,8 +63,25 @@ pub fn schema_statements(config: &ScyllaConfig) -> Vec<String> {
         .collect()
 }
 
-/// Creates whatever is missing. Every statement is `IF NOT EXISTS`, so this
-/// runs on every start; the driver waits for schema agreement after each.
+/// Whether `error`, from running the schema statement `statement`, means
+/// the statement's change is already in place: an `ALTER TABLE ... ADD` of a
+/// column the table has (Cassandra: "already exists"; ScyllaDB: "conflicts
+/// with an existing column").
+pub fn is_already_applied(statement: &str, error: &str) -> bool {
+    let adds_column = statement.starts_with("ALTER TABLE") && statement.contains(" ADD ");
+    let error = error.to_ascii_lowercase();
+    adds_column
+        && (error.contains("already exists") || error.contains("conflicts with an existing column"))
+}
+
+/// Applies [`schema_statements`] on `session`: creates what is missing and
+/// adds missing columns, so it runs on every start (the store's `connect`
+/// calls it); the driver waits for schema agreement after each statement.
+pub async fn apply_schema(session: &Session, config: &ScyllaConfig) -> Result<(), StoreError> {
+    apply(session, config).await
+}
+
+/// Creates whatever is missing; see [`apply_schema`].
 pub(crate) async fn apply(session: &Session, config: &ScyllaConfig) -> Result<(), StoreError> {
     let scylla = is_scylla(session).await?;
     for mut statement in schema_statements(config) {
@@ -72,9 +92,13 @@ pub(crate) async fn apply(session: &Session, config: &ScyllaConfig) -> Result<()
             statement.push_str(" AND tablets = {'enabled': false}");
         }
         // DDL cannot be prepared; it runs once per start, off the hot path.
-        session
-            .query_unpaged(statement.as_str(), ())
-            .await
+        let result = session.query_unpaged(statement.as_str(), ()).await;
+        if let Err(err) = &result
+            && is_already_applied(&statement, &err.to_string())
+        {
+            continue;
+        }
+        result
             .map_err(|e| map_execution(&e).error)
             .map_err(|e| match e {
                 StoreError::Backend(reason) => StoreError::Backend(format!(
@@ -113,5 +137,38 @@ impl AddressTranslator for MapTranslator {
     ) -> Result<SocketAddr, TranslationError> {
         let advertised = peer.untranslated_address();
         Ok(self.0.get(&advertised).copied().unwrap_or(advertised))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_column_additions_may_already_exist() {
+        let add = "ALTER TABLE ks.messages ADD state tinyint";
+        let cassandra = "Database returned an error: The query is syntactically correct but                          invalid, Error message: Column with name 'state' already exists";
+        let scylla = "Invalid column name state because it conflicts with an existing column";
+        assert!(is_already_applied(add, cassandra));
+        assert!(is_already_applied(add, scylla));
+        assert!(!is_already_applied(add, "Unknown keyspace ks"));
+        assert!(!is_already_applied("CREATE TABLE ks.t (a int)", cassandra));
+    }
+
+    #[test]
+    fn the_schema_adds_edit_columns_and_positions_tables() {
+        let config = ScyllaConfig::from_url("scylla://127.0.0.1/ks").unwrap();
+        let statements = schema_statements(&config);
+        for column in ["edit_target", "edit_kind", "state"] {
+            assert!(
+                statements
+                    .iter()
+                    .any(|s| s.starts_with("ALTER TABLE ks.messages ADD ") && s.contains(column)),
+                "{column}"
+            );
+        }
+        for table in ["ks.positions_latest", "ks.positions_history"] {
+            assert!(statements.iter().any(|s| s.contains(table)), "{table}");
+        }
     }
 }

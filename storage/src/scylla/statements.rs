@@ -52,14 +52,21 @@ statements! {
     ping: Read = "SELECT release_version FROM system.local WHERE key = 'local'";
 
     insert_message: Write = "INSERT INTO $ks.messages (tenant, channel, bucket, seq, id, ts, \
-        sender, headers, payload, idem_key, epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-        USING TTL ? AND TIMESTAMP ?";
-    read_forward: Read = "SELECT seq, id, ts, sender, headers, payload FROM $ks.messages \
+        sender, headers, payload, idem_key, epoch, edit_target, edit_kind, state) \
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?";
+    read_forward: Read = "SELECT seq, id, ts, sender, headers, payload, edit_target, edit_kind, \
+        state FROM $ks.messages \
         WHERE tenant = ? AND channel = ? AND bucket = ? AND seq > ? AND seq < ? \
         ORDER BY seq ASC LIMIT ?";
-    read_backward: Read = "SELECT seq, id, ts, sender, headers, payload FROM $ks.messages \
+    read_backward: Read = "SELECT seq, id, ts, sender, headers, payload, edit_target, edit_kind, \
+        state FROM $ks.messages \
         WHERE tenant = ? AND channel = ? AND bucket = ? AND seq > ? AND seq < ? \
         ORDER BY seq DESC LIMIT ?";
+    edit_target: Read = "SELECT id, edit_kind, state, TTL(id) FROM $ks.messages \
+        WHERE tenant = ? AND channel = ? AND bucket = ? AND seq = ?";
+    rewrite_message: Write = "UPDATE $ks.messages USING TTL ? AND TIMESTAMP ? \
+        SET payload = ?, headers = ?, state = ? \
+        WHERE tenant = ? AND channel = ? AND bucket = ? AND seq = ?";
     last_seq: Read = "SELECT seq FROM $ks.messages \
         WHERE tenant = ? AND channel = ? AND bucket = ? ORDER BY seq DESC LIMIT 1";
     tail: Read = "SELECT seq, id, ts, idem_key FROM $ks.messages \
@@ -115,6 +122,17 @@ statements! {
         WHERE tenant = ? AND name = ? AND version = ? AND chunk = ?";
     chunk_put: Write = "INSERT INTO $ks.plugin_components (tenant, name, version, chunk, data) \
         VALUES (?, ?, ?, ?, ?)";
+    position_latest_put: Write = "INSERT INTO $ks.positions_latest (tenant, channel, entity, \
+        lat, lon, accuracy, heading, speed, ts, user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+        USING TIMESTAMP ?";
+    position_history_put: Write = "INSERT INTO $ks.positions_history (tenant, channel, entity, \
+        ts, lat, lon, accuracy, heading, speed, user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+        USING TTL ?";
+    positions_latest: Read = "SELECT entity, lat, lon, accuracy, heading, speed, ts, user_id \
+        FROM $ks.positions_latest WHERE tenant = ? AND channel = ? LIMIT ?";
+    positions_history: Read = "SELECT entity, lat, lon, accuracy, heading, speed, ts, user_id \
+        FROM $ks.positions_history WHERE tenant = ? AND channel = ? AND entity = ? AND ts >= ? \
+        LIMIT ?";
     chunks_delete: Write = "DELETE FROM $ks.plugin_components \
         WHERE tenant = ? AND name = ? AND version = ?";
 }

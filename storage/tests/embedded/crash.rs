@@ -53,6 +53,7 @@ async fn child_writer() {
                     payload: Bytes::from(format!("task {task} message {i}")),
                     headers: Vec::new(),
                     idempotency_key: None,
+                    edit: None,
                 };
                 let line = match store.append(vec![msg]).await {
                     Ok(out) => format!("ACK {} {id}\n", out[0].offset),
@@ -174,6 +175,7 @@ async fn sigkill_keeps_every_acked_message() {
         payload: Bytes::new(),
         headers: Vec::new(),
         idempotency_key: None,
+        edit: None,
     };
     let out = store.append(vec![next]).await.expect("append after crash");
     assert_eq!(out[0].offset, head + 1, "offsets continue after a crash");

@@ -17,6 +17,7 @@ fn keyed(channel: &ChannelKey, id: u128, key: &str) -> NewMessage {
         payload: Bytes::from(id.to_string()),
         headers: Vec::new(),
         idempotency_key: Some(key.into()),
+        edit: None,
     }
 }
 

@@ -1,10 +1,14 @@
 //! A channel that crosses a partition (bucket) boundary: offsets, reads in
-//! both directions and the head are seamless across it, and another node
-//! that takes the channel over finds the head in the newer bucket.
+//! both directions and the head are seamless across it, another node
+//! that takes the channel over finds the head in the newer bucket, and an
+//! edit rewrites an item in an older bucket (a logged, cross-partition
+//! batch).
 
 use bytes::Bytes;
 use quiver_storage::scylla::BUCKET_SIZE;
-use quiver_storage::{ChannelKey, Direction, MessageId, MessageLog, NewMessage, ReadRange};
+use quiver_storage::{
+    ChannelKey, Direction, Edit, EditKind, ItemState, MessageId, MessageLog, NewMessage, ReadRange,
+};
 
 use super::connect;
 
@@ -18,6 +22,7 @@ fn batch(channel: &ChannelKey, from: u64, count: u64) -> Vec<NewMessage> {
             payload: Bytes::from(n.to_string()),
             headers: Vec::new(),
             idempotency_key: None,
+            edit: None,
         })
         .collect()
 }
@@ -82,4 +87,28 @@ async fn offsets_and_reads_cross_bucket_boundaries() {
         .await
         .expect("append on b");
     assert_eq!(out[0].offset, total + 1);
+
+    // Edits from the newest bucket of items in both buckets, written by
+    // the previous owner.
+    let edits: Vec<NewMessage> = [(5, EditKind::Update), (BUCKET_SIZE + 1, EditKind::Delete)]
+        .into_iter()
+        .zip(batch(&channel, total + 2, 2))
+        .map(|((target, kind), msg)| NewMessage {
+            edit: Some(Edit { target, kind }),
+            ..msg
+        })
+        .collect();
+    other.append(edits.clone()).await.expect("edits");
+    for (target, state, payload) in [
+        (5, ItemState::Updated, edits[0].payload.clone()),
+        (BUCKET_SIZE + 1, ItemState::Deleted, Bytes::new()),
+    ] {
+        let item = other
+            .read(&channel, ReadRange::forward_after(target - 1, 1))
+            .await
+            .expect("read the target");
+        assert_eq!(item[0].offset, target);
+        assert_eq!((item[0].state, &item[0].payload), (state, &payload));
+        assert_eq!(item[0].id.0, u128::from(target), "the id stays");
+    }
 }

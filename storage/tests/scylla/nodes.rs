@@ -32,6 +32,7 @@ fn keyed(channel: &ChannelKey, n: u128, key: String) -> NewMessage {
         payload: Bytes::from(n.to_string()),
         headers: Vec::new(),
         idempotency_key: Some(key.into()),
+        edit: None,
     }
 }
 

@@ -34,6 +34,7 @@ async fn run(channels: usize, publishers_per_channel: usize, each: usize, keyed:
                         payload: Bytes::from(vec![b'x'; 200]),
                         headers: Vec::new(),
                         idempotency_key: keyed.then(|| format!("{p}-{i}").into()),
+                        edit: None,
                     };
                     store
                         .append(vec![msg])
