@@ -88,6 +88,11 @@ pub struct Claims {
     /// Channel patterns the user may publish to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publish: Option<Vec<String>>,
+    /// Entity ids (or `prefix*` patterns) the user may report positions
+    /// for. Unlike the channel claims, a token without it may track
+    /// nothing: reporting where something is needs an explicit grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<Vec<String>>,
 }
 
 impl Claims {
@@ -108,6 +113,8 @@ pub struct Identity {
     pub user: Arc<str>,
     pub subscribe: ChannelPatterns,
     pub publish: ChannelPatterns,
+    /// Entities the user may report positions for.
+    pub track: ChannelPatterns,
     pub expires_at_secs: u64,
     /// The verified claims as JSON, for the tenant's on-connect plugins.
     pub claims_json: String,
@@ -207,6 +214,7 @@ impl Authenticator {
             user: claims.sub.into(),
             subscribe: ChannelPatterns::from_claim(claims.subscribe),
             publish: ChannelPatterns::from_claim(claims.publish),
+            track: ChannelPatterns::from_claim(Some(claims.track.unwrap_or_default())),
             expires_at_secs: claims.exp,
         };
         Ok((identity, tenant))

@@ -7,9 +7,12 @@
 
 use bytes::Bytes;
 use quiver_proto::fb::ErrorCode;
-use quiver_storage::{ChannelKey, Header, NewMessage};
+use std::sync::Arc;
 
-use crate::action::{Action, LaneId, SubscriptionId};
+use quiver_storage::{ChannelKey, Header, NewMessage, Position};
+
+use crate::action::{Action, LaneId, StartAt, SubscriptionId, TrackDrop};
+use crate::channel::{ChannelOptions, validate_channel};
 use crate::session::{Phase, Session};
 
 /// What the plugins are asked to decide.
@@ -24,13 +27,21 @@ pub enum HookCall {
         request_id: u64,
         subscription_id: SubscriptionId,
         channel: ChannelKey,
-        since: Option<u64>,
+        start: StartAt,
+        options: ChannelOptions,
+        max_rate: u32,
     },
-    /// May this message be published, and in what form?
+    /// May this message be published, and in what form? Also asked for
+    /// updates of items (`message.edit` set); never for deletions.
     Publish {
         lane: LaneId,
         request_id: u64,
         message: NewMessage,
+    },
+    /// A position on a tracking channel: accept, drop, or raise an alert.
+    Track {
+        channel: ChannelKey,
+        position: Position,
     },
 }
 
@@ -49,6 +60,16 @@ pub enum HookVerdict {
     Deny(String),
     /// A plugin failed and its failure policy refuses the request.
     Failed(String),
+    /// Track only: accept the position and publish these alerts, each to
+    /// its channel of the same tenant.
+    Alerts(Vec<Alert>),
+}
+
+/// A message an `on-track` plugin raised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    pub channel: String,
+    pub payload: Bytes,
 }
 
 impl Session {
@@ -61,14 +82,18 @@ impl Session {
                 request_id,
                 subscription_id,
                 channel,
-                since,
+                start,
+                options,
+                max_rate,
             } => match verdict {
                 HookVerdict::Allow => self.actions.push_back(Action::Subscribe {
                     lane,
                     request_id,
                     subscription_id,
                     channel,
-                    since,
+                    start,
+                    options,
+                    max_rate,
                 }),
                 refusal => {
                     self.remove_subscription(subscription_id);
@@ -116,7 +141,55 @@ impl Session {
                 }
                 refusal => self.refuse_by_plugin(lane, request_id, refusal),
             },
+            HookCall::Track { channel, position } => self.track_decided(channel, position, verdict),
         }
+    }
+
+    fn track_decided(&mut self, channel: ChannelKey, position: Position, verdict: HookVerdict) {
+        match verdict {
+            HookVerdict::Allow | HookVerdict::Rewrite { .. } => {}
+            HookVerdict::Alerts(alerts) => {
+                for alert in alerts {
+                    self.raise_alert(alert, position.timestamp_ms);
+                }
+            }
+            HookVerdict::Drop | HookVerdict::Deny(_) | HookVerdict::Failed(_) => {
+                return self
+                    .actions
+                    .push_back(Action::TrackDropped(TrackDrop::Plugin));
+            }
+        }
+        self.actions.push_back(Action::Track { channel, position });
+    }
+
+    fn raise_alert(&mut self, alert: Alert, timestamp_ms: u64) {
+        if let Err(why) = validate_channel(&alert.channel) {
+            return tracing::warn!(
+                channel = %alert.channel,
+                %why,
+                "a plugin raised an alert on an invalid channel; alert dropped"
+            );
+        }
+        let Some(identity) = self.identity.as_ref() else {
+            return;
+        };
+        if self.channels.options(&alert.channel).is_tracking() {
+            return tracing::warn!(
+                channel = %alert.channel,
+                "a plugin raised an alert on a tracking channel; alert dropped"
+            );
+        }
+        let message = NewMessage {
+            channel: ChannelKey::new(identity.tenant.clone(), alert.channel),
+            id: self.ids.next(timestamp_ms),
+            timestamp_ms,
+            sender: Arc::clone(&identity.user),
+            payload: alert.payload,
+            headers: Vec::new(),
+            idempotency_key: None,
+            edit: None,
+        };
+        self.actions.push_back(Action::Alert { message });
     }
 
     fn connect_decided(&mut self, verdict: HookVerdict) {
@@ -124,7 +197,10 @@ impl Session {
             return;
         }
         match verdict {
-            HookVerdict::Allow | HookVerdict::Rewrite { .. } | HookVerdict::Drop => self.welcome(),
+            HookVerdict::Allow
+            | HookVerdict::Rewrite { .. }
+            | HookVerdict::Drop
+            | HookVerdict::Alerts(_) => self.welcome(),
             HookVerdict::Deny(reason) => {
                 self.fail(ErrorCode::Denied, format!("connection refused: {reason}"));
             }

@@ -18,9 +18,12 @@ mod outcomes;
 mod rate;
 mod requests;
 mod session;
+mod tracking;
 
-pub use action::{Action, LaneId, SubscriptionId};
+pub use action::{Action, LaneId, StartAt, SubscriptionId, TrackDrop};
 pub use auth::{AuthError, Authenticator, Claims, Identity, Tenant, TenantKey};
-pub use hooks::{HookCall, HookVerdict};
+pub use channel::{ChannelKind, ChannelOptions, ChannelRules};
+pub use hooks::{Alert, HookCall, HookVerdict};
 pub use limits::{LimitOverrides, Limits};
+pub use outcomes::message_meta;
 pub use session::{Now, Session};

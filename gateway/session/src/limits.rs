@@ -18,6 +18,9 @@ pub struct Limits {
     pub publish_rate_per_sec: u32,
     /// Publishes a connection may burst above the sustained rate. Default 200.
     pub publish_burst: u32,
+    /// Positions one connection may report per second (more are dropped
+    /// and counted). Default 50.
+    pub track_rate_per_sec: u32,
     /// Largest history page the server returns. Default 1000.
     pub max_history_page: u32,
     /// Time a new connection has to send a valid Hello. Default 10 s.
@@ -37,6 +40,7 @@ impl Default for Limits {
             max_subscriptions: 128,
             publish_rate_per_sec: 100,
             publish_burst: 200,
+            track_rate_per_sec: 50,
             max_history_page: 1000,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),

@@ -1,8 +1,9 @@
 //! Outcomes of the actions the runtime performed, and the frames and
 //! closes they lead to.
 
-use quiver_proto::fb::ErrorCode;
-use quiver_storage::{Appended, StoreError, StoredMessage};
+use quiver_proto::MessageMeta;
+use quiver_proto::fb::{self, ErrorCode};
+use quiver_storage::{Appended, Edit, EditKind, ItemState, StoreError, StoredMessage};
 
 use crate::action::{Action, LaneId, SubscriptionId};
 use crate::session::{Phase, Session};
@@ -20,6 +21,31 @@ fn encoded_size_estimate(message: &StoredMessage) -> usize {
         .map(|h| h.name.len() + h.value.len() + 32)
         .sum();
     message.payload.len() + message.sender.len() + headers + 96
+}
+
+/// The wire form of a stored message's kind and state.
+pub fn message_meta(edit: Option<Edit>, state: ItemState) -> MessageMeta {
+    let (kind, target) = match edit {
+        None => (fb::MessageKind::Item, 0),
+        Some(Edit {
+            target,
+            kind: EditKind::Update,
+        }) => (fb::MessageKind::Update, target),
+        Some(Edit {
+            target,
+            kind: EditKind::Delete,
+        }) => (fb::MessageKind::Delete, target),
+    };
+    let state = match state {
+        ItemState::Original => fb::ItemState::Original,
+        ItemState::Updated => fb::ItemState::Updated,
+        ItemState::Deleted => fb::ItemState::Deleted,
+    };
+    MessageMeta {
+        kind,
+        target,
+        state,
+    }
 }
 
 impl Session {
@@ -72,6 +98,14 @@ impl Session {
         }
     }
 
+    /// The target of an edit is not an editable item of the channel.
+    pub fn edit_target_missing(&mut self, lane: LaneId, request_id: u64, target: u64) {
+        let message = format!(
+            "offset {target} holds no item that can be edited (never written, an edit itself, or deleted)"
+        );
+        self.refuse(lane, request_id, ErrorCode::NotFound, message, false, 0);
+    }
+
     /// `messages` were read with the limit of the History action, which is
     /// one more than the page size.
     pub fn history_completed(
@@ -107,6 +141,7 @@ impl Session {
                         .headers
                         .iter()
                         .map(|h| (h.name.as_str(), h.value.as_str())),
+                    meta: message_meta(m.edit, m.state),
                 });
                 let frame = self.encoder.history_page(request_id, page, has_more);
                 self.send(lane, frame);

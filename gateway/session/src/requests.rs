@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use quiver_proto::fb::{self, ErrorCode};
-use quiver_storage::{ChannelKey, Direction, Header, NewMessage, ReadRange};
+use quiver_storage::{ChannelKey, Direction, Edit, EditKind, Header, NewMessage, ReadRange};
 
-use crate::action::{Action, LaneId};
+use crate::action::{Action, LaneId, StartAt};
 use crate::auth::Identity;
 use crate::channel::validate_channel;
 use crate::hooks::HookCall;
@@ -18,7 +18,7 @@ const MAX_KEY_BYTES: usize = 255;
 
 /// Which permission of the token a request needs.
 #[derive(Clone, Copy)]
-enum Access {
+pub(crate) enum Access {
     Subscribe,
     Publish,
 }
@@ -27,7 +27,7 @@ impl Session {
     /// Common checks of every request naming a channel: the connection may
     /// take requests, the name is valid, the token allows it. Refuses the
     /// request and returns `None` when a check fails.
-    fn admit_channel(
+    pub(crate) fn admit_channel(
         &mut self,
         lane: LaneId,
         request_id: u64,
@@ -86,14 +86,124 @@ impl Session {
         now: Now,
     ) {
         let request_id = req.request_id();
-        let Some(channel) = self.admit_channel(lane, request_id, req.channel(), Access::Publish)
+        let Some(channel) = self.admit_message_channel(lane, request_id, req.channel()) else {
+            return;
+        };
+        let content = Content {
+            payload: req.payload().map_or(&[][..], |p| p.bytes()),
+            headers: req.headers(),
+            key: req.key(),
+        };
+        let Some(message) = self.new_message(lane, request_id, frame, channel, content, None, now)
         else {
             return;
         };
+        self.actions.push_back(Action::Hook(HookCall::Publish {
+            lane,
+            request_id,
+            message,
+        }));
+    }
+
+    /// An update or deletion of an earlier item: appended like a publish,
+    /// with the same limits, after the on-publish hook for updates.
+    pub(crate) fn handle_edit(&mut self, lane: LaneId, frame: &Bytes, req: fb::Edit<'_>, now: Now) {
+        let request_id = req.request_id();
+        let Some(channel) = self.admit_message_channel(lane, request_id, req.channel()) else {
+            return;
+        };
         let payload = req.payload().map_or(&[][..], |p| p.bytes());
-        let mut size = payload.len();
+        if req.target() == 0 {
+            return self.refuse_invalid(
+                lane,
+                request_id,
+                "target must be an item's offset (from 1)",
+            );
+        }
+        let kind = if req.delete() {
+            if !payload.is_empty() || req.headers().is_some_and(|h| !h.is_empty()) {
+                return self.refuse_invalid(
+                    lane,
+                    request_id,
+                    "a delete carries no payload or headers",
+                );
+            }
+            EditKind::Delete
+        } else {
+            EditKind::Update
+        };
+        let content = Content {
+            payload,
+            headers: req.headers(),
+            key: req.key(),
+        };
+        let edit = Edit {
+            target: req.target(),
+            kind,
+        };
+        let Some(message) =
+            self.new_message(lane, request_id, frame, channel, content, Some(edit), now)
+        else {
+            return;
+        };
+        // A deletion has no content for a plugin to judge.
+        let action = match kind {
+            EditKind::Delete => Action::Publish {
+                lane,
+                request_id,
+                message,
+            },
+            EditKind::Update => Action::Hook(HookCall::Publish {
+                lane,
+                request_id,
+                message,
+            }),
+        };
+        self.actions.push_back(action);
+    }
+
+    /// `admit_channel` for publishing, which only message channels take.
+    fn admit_message_channel(
+        &mut self,
+        lane: LaneId,
+        request_id: u64,
+        channel: Option<&str>,
+    ) -> Option<ChannelKey> {
+        let channel = self.admit_channel(lane, request_id, channel, Access::Publish)?;
+        if self.channels.options(&channel.channel).is_tracking() {
+            let message = format!(
+                "{:?} is a tracking channel: send positions with Track, not messages",
+                &*channel.channel
+            );
+            self.refuse(
+                lane,
+                request_id,
+                ErrorCode::WrongChannelKind,
+                message,
+                false,
+                0,
+            );
+            return None;
+        }
+        Some(channel)
+    }
+
+    /// Checks a publish's or edit's size, key and rate, and builds the
+    /// message to append.
+    #[allow(clippy::too_many_arguments)]
+    fn new_message(
+        &mut self,
+        lane: LaneId,
+        request_id: u64,
+        frame: &Bytes,
+        channel: ChannelKey,
+        content: Content<'_, '_>,
+        edit: Option<Edit>,
+        now: Now,
+    ) -> Option<NewMessage> {
+        let mut size = content.payload.len();
         let mut headers = Vec::new();
-        if let Some(list) = req.headers() {
+        if let Some(list) = content.headers {
             headers.reserve(list.len());
             for h in list {
                 size += h.name().len() + h.value().len();
@@ -106,7 +216,7 @@ impl Session {
         let max = self.limits.max_payload_bytes as usize;
         if size > max {
             let message = format!("payload and headers are {size} bytes; the limit is {max}");
-            return self.refuse(
+            self.refuse(
                 lane,
                 request_id,
                 ErrorCode::PayloadTooLarge,
@@ -114,14 +224,16 @@ impl Session {
                 false,
                 0,
             );
+            return None;
         }
-        let key = match req.key() {
+        let key = match content.key {
             Some(k) if k.len() > MAX_KEY_BYTES => {
                 let message = format!(
                     "idempotency key is {} bytes; the limit is {MAX_KEY_BYTES}",
                     k.len()
                 );
-                return self.refuse_invalid(lane, request_id, &message);
+                self.refuse_invalid(lane, request_id, &message);
+                return None;
             }
             Some("") | None => None,
             Some(k) => Some(Arc::<str>::from(k)),
@@ -134,7 +246,7 @@ impl Session {
                 "publish rate limit of {}/s exceeded; retry in {retry_after_ms} ms",
                 self.limits.publish_rate_per_sec
             );
-            return self.refuse(
+            self.refuse(
                 lane,
                 request_id,
                 ErrorCode::RateLimited,
@@ -142,26 +254,21 @@ impl Session {
                 true,
                 retry_after_ms,
             );
+            return None;
         }
-        let Some(identity) = self.identity.as_ref() else {
-            return;
-        };
-        let message = NewMessage {
+        let identity = self.identity.as_ref()?;
+        Some(NewMessage {
             channel,
             id: self.ids.next(now.unix_ms),
             timestamp_ms: now.unix_ms,
             sender: identity.user.clone(),
             // A view into the received frame: the payload is never copied
             // between the socket and the store or the subscribers.
-            payload: frame.slice_ref(payload),
+            payload: frame.slice_ref(content.payload),
             headers,
             idempotency_key: key,
-        };
-        self.actions.push_back(Action::Hook(HookCall::Publish {
-            lane,
-            request_id,
-            message,
-        }));
+            edit,
+        })
     }
 
     pub(crate) fn handle_subscribe(&mut self, lane: LaneId, req: fb::Subscribe<'_>) {
@@ -196,6 +303,16 @@ impl Session {
                 0,
             );
         }
+        let options = *self.channels.options(&channel.channel);
+        let start = match (req.since(), req.last()) {
+            (Some(since), _) => StartAt::After(since),
+            (None, 0) => StartAt::Head,
+            (None, last) => StartAt::Last(last),
+        };
+        let max_rate = match req.max_rate() {
+            0 => options.max_position_rate,
+            asked => asked.min(options.max_position_rate),
+        };
         let subscription_id = self.next_subscription_id;
         self.next_subscription_id = self.next_subscription_id.wrapping_add(1).max(1);
         self.by_id.insert(subscription_id, channel.channel.clone());
@@ -206,7 +323,9 @@ impl Session {
             request_id,
             subscription_id,
             channel,
-            since: req.since(),
+            start,
+            options,
+            max_rate,
         }));
     }
 
@@ -280,7 +399,7 @@ impl Session {
         }
     }
 
-    fn refuse_invalid(&mut self, lane: LaneId, request_id: u64, message: &str) {
+    pub(crate) fn refuse_invalid(&mut self, lane: LaneId, request_id: u64, message: &str) {
         self.refuse(
             lane,
             request_id,
@@ -290,4 +409,11 @@ impl Session {
             0,
         );
     }
+}
+
+/// What a publish or an edit carries, borrowed from its frame.
+struct Content<'f, 'h> {
+    payload: &'f [u8],
+    headers: Option<flatbuffers::Vector<'h, flatbuffers::ForwardsUOffset<fb::Header<'h>>>>,
+    key: Option<&'f str>,
 }

@@ -10,6 +10,7 @@ use quiver_proto::{Body, DecodeError, Encoder, PROTOCOL_VERSION};
 
 use crate::action::{Action, LaneId, SubscriptionId};
 use crate::auth::{AuthError, Authenticator, Identity};
+use crate::channel::ChannelRules;
 use crate::hooks::HookCall;
 use crate::ids::IdGenerator;
 use crate::limits::Limits;
@@ -66,6 +67,9 @@ pub struct Session {
     pub(crate) next_subscription_id: SubscriptionId,
     /// Created at Hello, once the tenant's rate is known.
     pub(crate) bucket: Option<TokenBucket>,
+    /// Created at the first Track.
+    pub(crate) track_bucket: Option<TokenBucket>,
+    pub(crate) channels: Arc<ChannelRules>,
     pub(crate) encoder: Encoder,
     pub(crate) ids: IdGenerator,
     pub(crate) actions: VecDeque<Action>,
@@ -97,6 +101,8 @@ impl Session {
             by_channel: HashMap::new(),
             next_subscription_id: 1,
             bucket: None,
+            track_bucket: None,
+            channels: Arc::default(),
             encoder: Encoder::new(),
             ids: IdGenerator::new(seed),
             actions: VecDeque::new(),
@@ -104,6 +110,13 @@ impl Session {
             client: Arc::from(""),
             server_time_ms: 0,
         }
+    }
+
+    /// Uses these channel rules instead of the defaults (`track:*` is
+    /// tracking, everything else messages).
+    pub fn with_channel_rules(mut self, channels: Arc<ChannelRules>) -> Self {
+        self.channels = channels;
+        self
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
@@ -193,6 +206,8 @@ impl Session {
             (_, Body::Subscribe(req)) => self.handle_subscribe(lane, req),
             (_, Body::Unsubscribe(req)) => self.handle_unsubscribe(lane, req),
             (_, Body::HistoryRequest(req)) => self.handle_history(lane, req),
+            (_, Body::Edit(req)) => self.handle_edit(lane, frame, req, now),
+            (_, Body::Track(req)) => self.handle_track(Some(lane), req, now),
             (_, other) => self.fail(
                 ErrorCode::UnexpectedFrame,
                 format!("a client may not send {} at this point", other.name()),
