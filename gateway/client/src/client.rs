@@ -17,8 +17,9 @@ use crate::error::ClientError;
 use crate::events::ClientEvent;
 use crate::handshake::{ConnectParams, establish};
 use crate::state::State;
-use crate::subscription::{SubShared, Subscription};
-use crate::types::{HistoryPage, HistoryQuery, PublishAck, PublishOptions};
+use crate::subscription::{SubShared, Subscription, WatchSpec};
+use crate::tracking::{Position, Watch};
+use crate::types::{HistoryPage, HistoryQuery, PublishAck, PublishOptions, SubscribeOptions};
 
 /// Queued API calls before callers wait for the connection task.
 const COMMAND_QUEUE: usize = 256;
@@ -207,6 +208,22 @@ impl Client {
         channel: &str,
         since: Option<u64>,
     ) -> Result<Subscription, ClientError> {
+        let options = SubscribeOptions {
+            since,
+            ..SubscribeOptions::default()
+        };
+        self.subscribe_with(channel, options).await
+    }
+
+    /// Subscribes with every option: for a feed,
+    /// `SubscribeOptions::last(20)` replays the latest 20 messages, then
+    /// continues live.
+    pub async fn subscribe_with(
+        &self,
+        channel: &str,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, ClientError> {
+        let SubscribeOptions { since, last } = options;
         let id = self.inner.next_sub_id.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(SubShared::new(id, Arc::from(channel)));
         let (tx, rx) = mpsc::channel(self.inner.subscription_buffer);
@@ -215,12 +232,104 @@ impl Client {
             .call(|reply, permit| Command::Subscribe {
                 shared: command_shared,
                 since,
+                last,
                 tx,
                 reply,
                 permit,
             })
             .await?;
         Ok(Subscription::new(self.clone(), shared, rx, head))
+    }
+
+    /// Watches a tracking channel: the latest known positions, then live
+    /// updates, at most `max_rate` per entity per second (0: the server's
+    /// maximum for the channel).
+    pub async fn watch(&self, channel: &str, max_rate: u32) -> Result<Watch, ClientError> {
+        let id = self.inner.next_sub_id.fetch_add(1, Ordering::Relaxed);
+        let (positions, positions_rx) = mpsc::channel(crate::tracking::WATCH_QUEUE);
+        let spec = WatchSpec {
+            max_rate,
+            positions,
+        };
+        let shared = Arc::new(SubShared::watching(id, Arc::from(channel), spec));
+        // Carries the channel's presence events (and the end).
+        let (tx, rx) = mpsc::channel(self.inner.subscription_buffer);
+        let command_shared = Arc::clone(&shared);
+        let head = self
+            .call(|reply, permit| Command::Subscribe {
+                shared: command_shared,
+                since: None,
+                last: 0,
+                tx,
+                reply,
+                permit,
+            })
+            .await?;
+        let subscription = Subscription::new(self.clone(), shared, rx, head);
+        Ok(Watch::new(subscription, positions_rx))
+    }
+
+    /// Reports `position` on the tracking channel `channel`: as a QUIC
+    /// datagram (on the control stream when the path has none), without an
+    /// answer. The token needs a `track` claim for the entity. Positions
+    /// reported while disconnected are dropped: the next one supersedes
+    /// them.
+    pub async fn track(&self, channel: &str, position: &Position) -> Result<(), ClientError> {
+        let frame = quiver_proto::Encoder::new().track(channel, &position.as_ref());
+        if frame.len() > quiver_proto::MAX_DATAGRAM_BYTES * 4 {
+            return Err(ClientError::RequestTooLarge {
+                size: frame.len(),
+                max: quiver_proto::MAX_DATAGRAM_BYTES * 4,
+            });
+        }
+        self.inner
+            .commands
+            .send(Command::Track { frame })
+            .await
+            .map_err(|_| ClientError::Closed)
+    }
+
+    /// Updates the item at offset `target` of `channel`: its payload and
+    /// headers become `options`'. Subscribers receive the edit as a
+    /// message of kind `Update`; history shows the item `Updated`. Like a
+    /// publish, it is idempotent (a random key unless `options` sets one)
+    /// and re-sent after a reconnect. Refused with `NotFound` when `target`
+    /// holds no item (never written, an edit itself, or deleted).
+    pub async fn edit(
+        &self,
+        channel: &str,
+        target: u64,
+        options: PublishOptions,
+    ) -> Result<PublishAck, ClientError> {
+        self.send_edit(channel, target, false, options).await
+    }
+
+    /// Deletes the item at offset `target` of `channel`: subscribers receive
+    /// a message of kind `Delete`; history shows the item `Deleted`, with
+    /// no payload or headers. Refused with `NotFound` like [`Client::edit`].
+    pub async fn delete(&self, channel: &str, target: u64) -> Result<PublishAck, ClientError> {
+        self.send_edit(channel, target, true, PublishOptions::default())
+            .await
+    }
+
+    async fn send_edit(
+        &self,
+        channel: &str,
+        target: u64,
+        delete: bool,
+        mut options: PublishOptions,
+    ) -> Result<PublishAck, ClientError> {
+        options.key.get_or_insert_with(random_key);
+        let channel = channel.to_owned();
+        self.call(|reply, permit| Command::Edit {
+            channel,
+            target,
+            delete,
+            options,
+            reply,
+            permit,
+        })
+        .await
     }
 
     /// Fetches one page of a channel's stored messages.

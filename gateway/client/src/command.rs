@@ -6,7 +6,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::error::ClientError;
 use crate::subscription::SubShared;
-use crate::types::{HistoryPage, HistoryQuery, Message, PublishAck, PublishOptions};
+use crate::types::{HistoryPage, HistoryQuery, PublishAck, PublishOptions, SubscriptionEvent};
 
 /// Where the connection task sends one request's outcome.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
@@ -25,6 +25,17 @@ pub(crate) enum Command {
         reply: Reply<PublishAck>,
         permit: OwnedSemaphorePermit,
     },
+    /// An update (`delete` false: `options` holds the new content) or a
+    /// deletion of the item at `target`; answered like a publish.
+    Edit {
+        channel: String,
+        target: u64,
+        delete: bool,
+        /// `key` is always set here, as for a publish.
+        options: PublishOptions,
+        reply: Reply<PublishAck>,
+        permit: OwnedSemaphorePermit,
+    },
     History {
         channel: Arc<str>,
         query: HistoryQuery,
@@ -34,8 +45,10 @@ pub(crate) enum Command {
     Subscribe {
         shared: Arc<SubShared>,
         since: Option<u64>,
+        /// Replay the latest `last` messages first (when `since` is None).
+        last: u32,
         /// The sending half of the subscription's bounded queue.
-        tx: mpsc::Sender<Message>,
+        tx: mpsc::Sender<SubscriptionEvent>,
         /// Answered with the Subscribed head_offset.
         reply: Reply<u64>,
         permit: OwnedSemaphorePermit,
@@ -45,6 +58,9 @@ pub(crate) enum Command {
         reply: Reply<()>,
         permit: OwnedSemaphorePermit,
     },
+    /// A Track frame: a datagram when the connection carries them, the
+    /// control stream otherwise. Never answered.
+    Track { frame: bytes::Bytes },
     /// Graceful shutdown; answered once the connection is closed.
     Close { done: oneshot::Sender<()> },
 }

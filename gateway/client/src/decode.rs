@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use quiver_proto::{fb, message_id_to_u128};
 
-use crate::types::{HistoryPage, Message, PublishAck};
+use crate::types::{HistoryPage, ItemState, Message, MessageKind, PresenceEvent, PublishAck};
 
 /// A `Bytes` for `part`, which should be a sub-slice of `frame`: a shared
 /// slice of it when it is (always, for tables read from that frame), and a
@@ -42,6 +42,12 @@ pub(crate) fn message(frame: &Bytes, m: &fb::Message<'_>, channel: &Arc<str>) ->
                 .collect()
         })
         .unwrap_or_default();
+    let kind = match m.kind() {
+        fb::MessageKind::Update => MessageKind::Update,
+        fb::MessageKind::Delete => MessageKind::Delete,
+        // Unknown kinds from a newer server read as items.
+        _ => MessageKind::Item,
+    };
     Message {
         channel: Arc::clone(channel),
         offset: m.offset(),
@@ -50,6 +56,23 @@ pub(crate) fn message(frame: &Bytes, m: &fb::Message<'_>, channel: &Arc<str>) ->
         timestamp_ms: m.timestamp_ms(),
         payload,
         headers,
+        kind,
+        target: (kind != MessageKind::Item).then_some(m.target()),
+        state: match m.state() {
+            fb::ItemState::Updated => ItemState::Updated,
+            fb::ItemState::Deleted => ItemState::Deleted,
+            _ => ItemState::Original,
+        },
+    }
+}
+
+/// The owned form of a `Presence` frame.
+pub(crate) fn presence(p: &fb::Presence<'_>, channel: &Arc<str>) -> PresenceEvent {
+    PresenceEvent {
+        channel: Arc::clone(channel),
+        user: p.user().unwrap_or_default().to_owned(),
+        joined: p.joined(),
+        connections: p.connections(),
     }
 }
 
@@ -103,6 +126,7 @@ mod tests {
             timestamp_ms: 42,
             payload: b"payload bytes",
             headers: [("content-type", "text/plain")],
+            meta: quiver_proto::MessageMeta::ITEM,
         });
         let Ok(Body::Message(m)) = decode(&frame) else {
             panic!("not a message");
@@ -122,6 +146,52 @@ mod tests {
         assert!(
             range.contains(&msg.payload.as_ptr()),
             "payload must point into the frame"
+        );
+    }
+
+    #[test]
+    fn edits_and_states_decode() {
+        let frame = Encoder::new().message(&MessageRef {
+            offset: 9,
+            id: 1,
+            sender: "bob",
+            timestamp_ms: 1,
+            payload: b"new",
+            headers: quiver_proto::NO_HEADERS,
+            meta: quiver_proto::MessageMeta {
+                kind: fb::MessageKind::Update,
+                target: 4,
+                state: fb::ItemState::Original,
+            },
+        });
+        let Ok(Body::Message(m)) = decode(&frame) else {
+            panic!("not a message");
+        };
+        let msg = message(&frame, &m, &Arc::from("feed"));
+        assert_eq!(
+            (msg.kind, msg.target, msg.state),
+            (MessageKind::Update, Some(4), ItemState::Original)
+        );
+        let item = Encoder::new().message(&MessageRef {
+            offset: 4,
+            id: 1,
+            sender: "bob",
+            timestamp_ms: 1,
+            payload: b"",
+            headers: quiver_proto::NO_HEADERS,
+            meta: quiver_proto::MessageMeta {
+                kind: fb::MessageKind::Item,
+                target: 0,
+                state: fb::ItemState::Deleted,
+            },
+        });
+        let Ok(Body::Message(m)) = decode(&item) else {
+            panic!("not a message");
+        };
+        let msg = message(&item, &m, &Arc::from("feed"));
+        assert_eq!(
+            (msg.kind, msg.target, msg.state),
+            (MessageKind::Item, None, ItemState::Deleted)
         );
     }
 }

@@ -62,6 +62,7 @@ mod state;
 mod streams;
 mod subscription;
 mod tls;
+mod tracking;
 mod types;
 
 pub use client::Client;
@@ -71,7 +72,11 @@ pub use events::ClientEvent;
 pub use quiver_proto::WelcomeInfo as Welcome;
 pub use subscription::Subscription;
 pub use tls::{Trust, quic_client_config, rustls_client_config};
-pub use types::{Direction, HistoryPage, HistoryQuery, Message, PublishAck, PublishOptions};
+pub use tracking::{Position, Watch, WatchEvent};
+pub use types::{
+    Direction, HistoryPage, HistoryQuery, ItemState, Message, MessageKind, PresenceEvent,
+    PublishAck, PublishOptions, SubscribeOptions, SubscriptionEvent,
+};
 
 /// Re-exported so users can name certificates for [`Trust::CaDer`] without
 /// depending on rustls themselves.

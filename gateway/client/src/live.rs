@@ -113,6 +113,10 @@ impl Task {
                     }
                     Err(e) => return lost(connection_error(e), resume_at(&goaway)),
                 },
+                datagram = connection.read_datagram() => match datagram {
+                    Ok(datagram) => self.on_datagram(&datagram),
+                    Err(e) => return lost(connection_error(e), resume_at(&goaway)),
+                },
                 Some(request) = route_requests.recv() => {
                     self.state.route(request.server_id, request.reply);
                 }
@@ -128,6 +132,14 @@ impl Task {
                     Some(Command::Close { done }) => {
                         connection.close(0u32.into(), b"client closed");
                         return End::Close(Some(done));
+                    }
+                    Some(Command::Track { frame }) => {
+                        let fits = connection.max_datagram_size().is_some_and(|max| frame.len() <= max);
+                        let sent = fits && connection.send_datagram(frame.clone()).is_ok();
+                        if !sent {
+                            // No datagrams on this path: the stream carries it.
+                            let _ = frames.send(frame);
+                        }
                     }
                     Some(cmd) => self.state.submit(cmd),
                     None => {
@@ -151,6 +163,19 @@ impl Task {
                     return lost(cause, resume_at(&goaway));
                 }
             }
+        }
+    }
+
+    /// A datagram from the server: positions of a watch. Anything else is
+    /// ignored, as is a batch its watch has no room for (newer positions
+    /// follow).
+    fn on_datagram(&mut self, datagram: &bytes::Bytes) {
+        let Ok(quiver_proto::Body::Positions(positions)) = quiver_proto::decode(datagram) else {
+            tracing::debug!("ignoring a datagram that is not a Positions frame");
+            return;
+        };
+        if let Some(route) = self.state.positions_route(positions.subscription_id()) {
+            let _ = route.try_send(crate::tracking::PositionBatch::decode(&positions));
         }
     }
 

@@ -7,10 +7,11 @@ use bytes::Bytes;
 use quiver_proto::{Body, FrameReader, decode};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::decode::message;
+use crate::decode::{message, presence};
 use crate::error::ClientError;
 use crate::io::{ReadFailure, next_frame};
 use crate::state::Route;
+use crate::types::SubscriptionEvent;
 
 /// Frames written per quinn call when requests queue up, so a burst of
 /// publishes takes the connection lock once rather than once per frame.
@@ -53,8 +54,8 @@ pub(crate) enum StreamEnd {
     Violation(ClientError),
 }
 
-/// Reads one subscription stream: its StreamHeader, then Messages, each
-/// pushed into the subscription's bounded queue.
+/// Reads one subscription stream: its StreamHeader, then Messages (and
+/// Presence events), each pushed into the subscription's bounded queue.
 ///
 /// Waiting on a full queue stops reading, so QUIC flow control pushes back
 /// on the server instead of the client buffering without bound.
@@ -94,12 +95,23 @@ pub(crate) async fn read_subscription(
             Ok(None) => return StreamEnd::Finished,
             Err(e) => return failure(e),
         };
-        let msg = match decode(&frame) {
-            Ok(Body::Message(m)) => message(&frame, &m, &route.channel),
+        let event = match decode(&frame) {
+            Ok(Body::Message(m)) => SubscriptionEvent::Message(message(&frame, &m, &route.channel)),
+            Ok(Body::Presence(p)) => SubscriptionEvent::Presence(presence(&p, &route.channel)),
+            Ok(Body::Positions(p)) if route.positions.is_some() => {
+                let batch = crate::tracking::PositionBatch::decode(&p);
+                if let Some(positions) = &route.positions
+                    && positions.send(batch).await.is_err()
+                {
+                    let _ = recv.stop(0u32.into());
+                    return StreamEnd::ConsumerGone;
+                }
+                continue;
+            }
             Ok(other) => return unexpected(other.name(), "Message"),
             Err(e) => return StreamEnd::Violation(e.into()),
         };
-        if route.tx.send(msg).await.is_err() {
+        if route.tx.send(event).await.is_err() {
             let _ = recv.stop(0u32.into());
             return StreamEnd::ConsumerGone;
         }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use crate::client::Client;
 use crate::command::Command;
 use crate::error::ClientError;
-use crate::types::Message;
+use crate::types::{Message, SubscriptionEvent};
 
 /// State shared between a [`Subscription`] and the connection task.
 #[derive(Debug)]
@@ -28,6 +28,16 @@ pub(crate) struct SubShared {
     resume: AtomicU64,
     /// Why the subscription ended, reported once after the queue drains.
     terminal: Mutex<Option<ClientError>>,
+    /// Set for a tracking watch: its rate and where its positions go.
+    pub(crate) watch: Option<WatchSpec>,
+}
+
+/// What makes a subscription a tracking watch.
+#[derive(Debug, Clone)]
+pub(crate) struct WatchSpec {
+    /// Positions per entity per second asked of the server (0: its maximum).
+    pub(crate) max_rate: u32,
+    pub(crate) positions: mpsc::Sender<crate::tracking::PositionBatch>,
 }
 
 impl SubShared {
@@ -37,6 +47,14 @@ impl SubShared {
             channel,
             resume: AtomicU64::new(0),
             terminal: Mutex::new(None),
+            watch: None,
+        }
+    }
+
+    pub(crate) fn watching(id: u64, channel: Arc<str>, watch: WatchSpec) -> Self {
+        Self {
+            watch: Some(watch),
+            ..Self::new(id, channel)
         }
     }
 
@@ -72,12 +90,21 @@ impl SubShared {
 /// refused to resubscribe); to carry on by hand, subscribe again with
 /// `since = last_offset()`.
 ///
+/// On a channel with presence the subscription also carries join and
+/// leave events: read them with [`Subscription::next_event`], which
+/// returns messages and presence events in arrival order. `next` (and the
+/// `Stream`) return messages only and skip presence events. A subscription
+/// first receives a joined event for every user present (itself
+/// included); after an automatic reconnect that snapshot comes again, so
+/// treat joins as idempotent (a user who left while the client was
+/// disconnected is then missing from the new snapshot).
+///
 /// Dropping it unsubscribes in the background.
 #[derive(Debug)]
 pub struct Subscription {
     client: Client,
     shared: Arc<SubShared>,
-    rx: mpsc::Receiver<Message>,
+    rx: mpsc::Receiver<SubscriptionEvent>,
     cursor: Cursor,
     head_offset: u64,
     ended: bool,
@@ -89,7 +116,7 @@ impl Subscription {
     pub(crate) fn new(
         client: Client,
         shared: Arc<SubShared>,
-        rx: mpsc::Receiver<Message>,
+        rx: mpsc::Receiver<SubscriptionEvent>,
         head_offset: u64,
     ) -> Self {
         Self {
@@ -108,6 +135,12 @@ impl Subscription {
     /// without losing messages.
     pub async fn next(&mut self) -> Option<Result<Message, ClientError>> {
         std::future::poll_fn(|cx| self.poll_message(cx)).await
+    }
+
+    /// The next message or presence event, `Some(Err(_))` once if the
+    /// subscription failed, then `None` for ever. Cancel-safe, like `next`.
+    pub async fn next_event(&mut self) -> Option<Result<SubscriptionEvent, ClientError>> {
+        std::future::poll_fn(|cx| self.poll_event(cx)).await
     }
 
     /// The subscribed channel.
@@ -137,16 +170,37 @@ impl Subscription {
 
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, ClientError>>> {
         loop {
+            match std::task::ready!(self.poll_event(cx)) {
+                Some(Ok(SubscriptionEvent::Message(message))) => {
+                    return Poll::Ready(Some(Ok(message)));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Poll::Ready(Some(Err(error))),
+                None => return Poll::Ready(None),
+            }
+        }
+    }
+
+    fn poll_event(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<SubscriptionEvent, ClientError>>> {
+        loop {
             if self.ended {
                 return Poll::Ready(None);
             }
             match std::task::ready!(self.rx.poll_recv(cx)) {
                 // Replayed after a reconnect, already delivered.
-                Some(message) if !self.cursor.accept(message.offset) => continue,
-                Some(message) => {
-                    self.shared.set_resume(message.offset);
-                    return Poll::Ready(Some(Ok(message)));
+                Some(SubscriptionEvent::Message(message))
+                    if !self.cursor.accept(message.offset) =>
+                {
+                    continue;
                 }
+                Some(SubscriptionEvent::Message(message)) => {
+                    self.shared.set_resume(message.offset);
+                    return Poll::Ready(Some(Ok(SubscriptionEvent::Message(message))));
+                }
+                Some(event) => return Poll::Ready(Some(Ok(event))),
                 None => {
                     self.ended = true;
                     return Poll::Ready(self.shared.take_terminal().map(Err));

@@ -23,6 +23,101 @@ pub struct Message {
     pub payload: Bytes,
     /// Application headers as (name, value) pairs.
     pub headers: Vec<(String, String)>,
+    /// An item, or an edit of the item at `target`.
+    pub kind: MessageKind,
+    /// For an edit: the offset of the item it changes.
+    pub target: Option<u64>,
+    /// For an item: whether an edit changed it since. History returns the
+    /// current state (and the current payload); a live subscription
+    /// delivers items as published (`Original`), then the edits.
+    pub state: ItemState,
+}
+
+/// What a message of a channel's log is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum MessageKind {
+    /// An item: a chat message, a feed entry.
+    #[default]
+    Item,
+    /// Replaces the payload and headers of the item at `target`.
+    Update,
+    /// Deletes the item at `target`.
+    Delete,
+}
+
+/// The current state of an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ItemState {
+    /// As published.
+    #[default]
+    Original,
+    /// An update replaced its payload and headers.
+    Updated,
+    /// A delete removed it: payload and headers are empty.
+    Deleted,
+}
+
+/// A user joined or left a channel with presence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PresenceEvent {
+    /// The subscription's channel.
+    pub channel: Arc<str>,
+    /// The user id (the token's `sub`).
+    pub user: String,
+    /// True when the user's first connection subscribed (or, at the start
+    /// of a subscription, for every user already present); false when the
+    /// last one left.
+    pub joined: bool,
+    /// The user's subscribed connections after this event (0 once left).
+    pub connections: u32,
+}
+
+/// What a subscription delivers: see
+/// [`Subscription::next_event`](crate::Subscription::next_event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubscriptionEvent {
+    /// A message of the channel, in offset order.
+    Message(Message),
+    /// A join or leave, on channels with presence.
+    Presence(PresenceEvent),
+}
+
+/// Where a subscription starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubscribeOptions {
+    /// Replay every message after this offset first (resume).
+    pub since: Option<u64>,
+    /// Replay the latest `last` messages first (feeds); ignored when
+    /// `since` is set. 0: start live at the head.
+    pub last: u32,
+}
+
+impl SubscribeOptions {
+    /// Live from the channel's head.
+    pub fn live() -> Self {
+        Self::default()
+    }
+
+    /// Every message after offset `since` first.
+    pub fn since(since: u64) -> Self {
+        Self {
+            since: Some(since),
+            ..Self::default()
+        }
+    }
+
+    /// The latest `last` messages first (fewer if the channel has fewer).
+    pub fn last(last: u32) -> Self {
+        Self {
+            last,
+            ..Self::default()
+        }
+    }
 }
 
 /// The server's confirmation that a message is durable.

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use quiver_session::{LimitOverrides, Limits};
+use quiver_session::{ChannelKind, ChannelOptions, ChannelRules, LimitOverrides, Limits};
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
@@ -17,6 +17,77 @@ pub struct Config {
     pub limits: LimitsSection,
     pub store: StoreSection,
     pub tenants: Vec<TenantSection>,
+    /// Channel kinds and options by namespace (the part of a channel name
+    /// before its first `:`). Built in: `track` is tracking with presence.
+    pub channels: Vec<ChannelsSection>,
+}
+
+/// How the channels of one namespace behave.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsSection {
+    pub namespace: String,
+    /// `messages` (durable log: chat, feeds) or `tracking` (positions).
+    #[serde(default = "default_kind")]
+    pub kind: ChannelKindName,
+    /// Join and leave events for subscribers, and the presence endpoint.
+    #[serde(default)]
+    pub presence: bool,
+    /// Tracking: most positions per entity per second a watcher receives.
+    #[serde(default = "default_position_rate")]
+    pub max_position_rate: u32,
+    /// Tracking: how long stored position history is kept.
+    #[serde(default = "default_position_ttl")]
+    pub position_history_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKindName {
+    Messages,
+    Tracking,
+}
+
+fn default_kind() -> ChannelKindName {
+    ChannelKindName::Messages
+}
+
+fn default_position_rate() -> u32 {
+    ChannelOptions::TRACKING.max_position_rate
+}
+
+fn default_position_ttl() -> u64 {
+    ChannelOptions::TRACKING.position_history_ttl.as_secs()
+}
+
+impl Config {
+    /// The channel rules: the built-in ones with the configured namespaces
+    /// applied.
+    pub fn channel_rules(&self) -> anyhow::Result<ChannelRules> {
+        let mut rules = ChannelRules::default();
+        for section in &self.channels {
+            let namespace = section.namespace.as_str();
+            if namespace.is_empty() || namespace.contains(':') {
+                bail!("channels.namespace {namespace:?} must be non-empty and contain no ':'");
+            }
+            if section.max_position_rate == 0 {
+                bail!("channels.max_position_rate of {namespace:?} must be at least 1");
+            }
+            let options = ChannelOptions {
+                kind: match section.kind {
+                    ChannelKindName::Messages => ChannelKind::Messages,
+                    ChannelKindName::Tracking => ChannelKind::Tracking,
+                },
+                presence: section.presence,
+                max_position_rate: section.max_position_rate,
+                position_history_ttl: std::time::Duration::from_secs(
+                    section.position_history_ttl_secs.max(1),
+                ),
+            };
+            rules = rules.with_namespace(namespace, options);
+        }
+        Ok(rules)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +198,8 @@ pub struct LimitsSection {
     pub max_subscriptions: u32,
     pub publish_rate_per_sec: u32,
     pub publish_burst: u32,
+    /// Positions one connection may report per second.
+    pub track_rate_per_sec: u32,
     pub max_history_page: u32,
     pub handshake_timeout_ms: u64,
     pub idle_timeout_ms: u64,
@@ -142,6 +215,7 @@ impl Default for LimitsSection {
             max_subscriptions: d.max_subscriptions,
             publish_rate_per_sec: d.publish_rate_per_sec,
             publish_burst: d.publish_burst,
+            track_rate_per_sec: d.track_rate_per_sec,
             max_history_page: d.max_history_page,
             handshake_timeout_ms: millis(d.handshake_timeout),
             idle_timeout_ms: millis(d.idle_timeout),
@@ -171,6 +245,7 @@ impl LimitsSection {
             max_subscriptions: self.max_subscriptions,
             publish_rate_per_sec: self.publish_rate_per_sec,
             publish_burst: self.publish_burst,
+            track_rate_per_sec: self.track_rate_per_sec.max(1),
             max_history_page: self.max_history_page.max(1),
             handshake_timeout: Duration::from_millis(self.handshake_timeout_ms),
             idle_timeout: Duration::from_millis(self.idle_timeout_ms),
@@ -306,6 +381,34 @@ mod tests {
     #[test]
     fn unknown_keys_are_errors() {
         assert!(toml::from_str::<Config>("[server]\nlisten_addr = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn channel_namespaces() {
+        let config: Config = toml::from_str(
+            "[[channels]]\nnamespace = \"room\"\npresence = true\n\n\
+             [[channels]]\nnamespace = \"fleet\"\nkind = \"tracking\"\nmax_position_rate = 3\n",
+        )
+        .expect("valid");
+        let rules = config.channel_rules().expect("rules");
+        assert!(rules.options("room:1").presence);
+        assert!(!rules.options("room:1").is_tracking());
+        assert!(rules.options("fleet:1").is_tracking());
+        assert_eq!(rules.options("fleet:1").max_position_rate, 3);
+        assert!(rules.options("track:1").is_tracking());
+        assert!(!rules.options("chat:1").presence);
+        for bad in [
+            "[[channels]]\nnamespace = \"a:b\"\n",
+            "[[channels]]\nnamespace = \"\"\n",
+            "[[channels]]\nnamespace = \"x\"\nkind = \"tracking\"\nmax_position_rate = 0\n",
+        ] {
+            let config: Config = toml::from_str(bad).expect("parses");
+            assert!(config.channel_rules().is_err(), "{bad}");
+        }
+        assert!(
+            toml::from_str::<Config>("[[channels]]\nnamespace = \"x\"\nkind = \"video\"\n")
+                .is_err()
+        );
     }
 
     #[test]

@@ -15,16 +15,20 @@ use futures::stream::FuturesUnordered;
 use quiver_proto::DecodeError;
 use quiver_proto::fb::ErrorCode;
 use quiver_session::{
-    Action, Authenticator, HookCall, HookVerdict, LaneId, Limits, Now, Session, SubscriptionId,
+    Action, Authenticator, ChannelOptions, ChannelRules, HookCall, HookVerdict, LaneId, Limits,
+    Now, Session, StartAt, SubscriptionId,
 };
 use quiver_storage::{Appended, StoreError, StoredMessage};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
-use crate::delivery::{DeliveryContext, DeliveryEnd, FrameSink, SinkClosed, deliver};
+use crate::delivery::{
+    DeliveryContext, DeliveryEnd, FrameSink, PresenceMember, SinkClosed, deliver,
+};
 use crate::hooks::{HookContext, HookKind, Hooks};
-use crate::pipeline::PublishPipeline;
+use crate::pipeline::{PublishPipeline, check_edit_target};
+use crate::tracking::{DatagramOut, Tracker, WatchRequest, watch};
 
 /// What a transport reports about the client's side.
 #[derive(Debug)]
@@ -38,6 +42,8 @@ pub enum Inbound {
     /// The client finished a request lane: once its requests are answered,
     /// the server finishes its side too, freeing the stream.
     LaneFinished(LaneId),
+    /// One QUIC datagram (a `Track`).
+    Datagram(Bytes),
 }
 
 /// The lane's outbound queue is full or gone: the client is not reading.
@@ -47,6 +53,7 @@ pub struct LaneBlocked;
 /// The I/O side of one connection, implemented once per transport.
 pub trait Transport: Send + 'static {
     type Sink: FrameSink;
+    type Datagrams: DatagramOut;
 
     /// Queues a frame on a lane without waiting.
     fn send(&mut self, lane: LaneId, frame: Bytes) -> Result<(), LaneBlocked>;
@@ -60,6 +67,9 @@ pub trait Transport: Send + 'static {
         id: SubscriptionId,
         channel: &str,
     ) -> impl Future<Output = Result<Self::Sink, SinkClosed>> + Send + 'static;
+
+    /// The connection's datagram sender, for tracking watchers.
+    fn datagrams(&self) -> Self::Datagrams;
 
     /// Flushes what is queued (waiting a bounded time), then closes the
     /// connection with `code`.
@@ -77,6 +87,9 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     pub shutdown_grace: Duration,
     pub reconnect_after_ms: u32,
+    /// Channel kinds and options by namespace.
+    pub channels: Arc<ChannelRules>,
+    pub tracker: Arc<Tracker>,
 }
 
 enum Completion {
@@ -97,6 +110,12 @@ enum Completion {
         request_id: u64,
         id: SubscriptionId,
         result: Result<u64, StoreError>,
+    },
+    /// An edit's target is no editable item.
+    EditTargetMissing {
+        lane: LaneId,
+        request_id: u64,
+        target: u64,
     },
 }
 
@@ -128,7 +147,8 @@ pub async fn serve<T: Transport>(
         session_id.as_str(),
         seed,
         Now::system(),
-    );
+    )
+    .with_channel_rules(shared.channels.clone());
     let mut driver = Driver {
         shared,
         session,
@@ -244,6 +264,9 @@ impl<T: Transport> Driver<T> {
                     }
                     Some(Inbound::Invalid(error)) => self.session.handle_decode_error(&error),
                     Some(Inbound::ControlFinished) => self.session.handle_control_finished(),
+                    Some(Inbound::Datagram(datagram)) => {
+                        self.session.handle_datagram(&datagram, Now::system());
+                    }
                     Some(Inbound::LaneFinished(lane)) => {
                         // The lane's earlier frames were handled, and their
                         // immediate answers queued, in earlier iterations.
@@ -305,9 +328,13 @@ impl<T: Transport> Driver<T> {
                     message,
                 } => {
                     let received = Instant::now();
+                    self.lanes.started(lane);
+                    if let Some(edit) = message.edit {
+                        self.submit_edit(lane, request_id, received, edit.target, message);
+                        continue;
+                    }
                     // Waits while the pipeline is full: the connection stops
                     // reading, and QUIC flow control slows the client down.
-                    self.lanes.started(lane);
                     let receipt = self.shared.pipeline.submit(message).await;
                     self.pending.push(Box::pin(async move {
                         let result = receipt.await.unwrap_or(Err(StoreError::Closed));
@@ -343,9 +370,49 @@ impl<T: Transport> Driver<T> {
                     request_id,
                     subscription_id,
                     channel,
-                    since,
+                    start,
+                    options,
+                    max_rate,
                 } => {
-                    self.start_delivery(lane, request_id, subscription_id, channel, since);
+                    let started = if options.is_tracking() {
+                        let request = WatchRequest {
+                            channel,
+                            subscription_id,
+                            max_rate,
+                            presence: self
+                                .presence_member(subscription_id, options)
+                                .map(|member| (self.shared.delivery.presence.clone(), member)),
+                        };
+                        self.start_watch(subscription_id, request)
+                    } else {
+                        self.start_delivery(subscription_id, channel, start, options)
+                    };
+                    self.await_started(lane, request_id, subscription_id, started);
+                }
+                Action::Track { channel, position } => {
+                    let ttl = self
+                        .shared
+                        .channels
+                        .options(&channel.channel)
+                        .position_history_ttl;
+                    self.shared.tracker.update(channel, position, ttl);
+                }
+                Action::TrackDropped(reason) => {
+                    self.shared
+                        .delivery
+                        .metrics
+                        .positions_dropped
+                        .with_label_values(&[reason.label()])
+                        .inc();
+                }
+                Action::Alert { message } => {
+                    // Nobody waits for an alert's ack; a failure is logged.
+                    let receipt = self.shared.pipeline.submit(message).await;
+                    tokio::spawn(async move {
+                        if let Ok(Err(error)) = receipt.await {
+                            tracing::warn!(%error, "publishing a plugin's alert failed");
+                        }
+                    });
                 }
                 Action::Unsubscribe { subscription_id } => {
                     if let Some(task) = self.deliveries.remove(&subscription_id) {
@@ -360,6 +427,44 @@ impl<T: Transport> Driver<T> {
                 }
             }
         }
+    }
+
+    /// An edit first reads its target, off this connection's path like a
+    /// store read of history, then goes through the pipeline like a
+    /// publish; a target that is no editable item is refused with NotFound.
+    /// The lane owes the answer until either arrives.
+    fn submit_edit(
+        &mut self,
+        lane: LaneId,
+        request_id: u64,
+        received: Instant,
+        target: u64,
+        message: quiver_storage::NewMessage,
+    ) {
+        let store = self.shared.delivery.store.clone();
+        let pipeline = self.shared.pipeline.clone();
+        self.pending.push(Box::pin(async move {
+            let result = match check_edit_target(&*store, &message.channel, target).await {
+                Ok(true) => {
+                    let receipt = pipeline.submit(message).await;
+                    receipt.await.unwrap_or(Err(StoreError::Closed))
+                }
+                Ok(false) => {
+                    return Completion::EditTargetMissing {
+                        lane,
+                        request_id,
+                        target,
+                    };
+                }
+                Err(error) => Err(error),
+            };
+            Completion::Published {
+                lane,
+                request_id,
+                received,
+                result,
+            }
+        }));
     }
 
     /// Asks the tenant's plugins, awaiting them inline so this connection's
@@ -394,33 +499,84 @@ impl<T: Transport> Driver<T> {
         })
     }
 
+    /// Starts a message subscription's delivery task; the receiver learns
+    /// the channel head once it is attached.
     fn start_delivery(
         &mut self,
-        lane: LaneId,
-        request_id: u64,
         id: SubscriptionId,
         channel: quiver_storage::ChannelKey,
-        since: Option<u64>,
-    ) {
+        start: StartAt,
+        options: ChannelOptions,
+    ) -> oneshot::Receiver<Result<u64, StoreError>> {
+        let (started, started_rx) = oneshot::channel();
         let Some(transport) = self.transport.as_ref() else {
-            return;
+            return started_rx;
         };
+        let presence = self.presence_member(id, options);
         let open = transport.open_subscription(id, &channel.channel);
         let ctx = self.shared.delivery.clone();
         let ended = self.ended.0.clone();
-        let (started, started_rx) = oneshot::channel();
         let task = tokio::spawn(async move {
             let end = match open.await {
-                Ok(sink) => deliver(ctx, channel, since, sink, started).await,
+                Ok(sink) => deliver(ctx, channel, start, presence, sink, started).await,
                 Err(SinkClosed) => DeliveryEnd::SinkClosed,
             };
             let _ = ended.send((id, end)).await;
         });
         self.deliveries.insert(id, task);
+        started_rx
+    }
+
+    /// Who a subscription is in its channel's presence, if the channel has it.
+    fn presence_member(
+        &self,
+        id: SubscriptionId,
+        options: ChannelOptions,
+    ) -> Option<PresenceMember> {
+        let identity = self.session.identity().filter(|_| options.presence)?;
+        Some(PresenceMember {
+            subscription_id: id,
+            user: identity.user.clone(),
+        })
+    }
+
+    /// Starts a tracking subscription's watcher.
+    fn start_watch(
+        &mut self,
+        id: SubscriptionId,
+        request: WatchRequest,
+    ) -> oneshot::Receiver<Result<u64, StoreError>> {
+        let (started, started_rx) = oneshot::channel();
+        let Some(transport) = self.transport.as_ref() else {
+            return started_rx;
+        };
+        let open = transport.open_subscription(id, &request.channel.channel);
+        let datagrams = transport.datagrams();
+        let tracker = self.shared.tracker.clone();
+        let ended = self.ended.0.clone();
+        let task = tokio::spawn(async move {
+            let end = match open.await {
+                Ok(sink) => watch(tracker, request, sink, datagrams, started).await,
+                Err(SinkClosed) => DeliveryEnd::SinkClosed,
+            };
+            let _ = ended.send((id, end)).await;
+        });
+        self.deliveries.insert(id, task);
+        started_rx
+    }
+
+    /// Answers the Subscribe once the subscription's task has started.
+    fn await_started(
+        &mut self,
+        lane: LaneId,
+        request_id: u64,
+        id: SubscriptionId,
+        started: oneshot::Receiver<Result<u64, StoreError>>,
+    ) {
         self.lanes.started(lane);
         self.shared.delivery.metrics.subscriptions.inc();
         self.pending.push(Box::pin(async move {
-            let result = started_rx.await.unwrap_or(Err(StoreError::Closed));
+            let result = started.await.unwrap_or(Err(StoreError::Closed));
             Completion::Subscribed {
                 lane,
                 request_id,
@@ -434,7 +590,8 @@ impl<T: Transport> Driver<T> {
         let lane = match &done {
             Completion::Published { lane, .. }
             | Completion::History { lane, .. }
-            | Completion::Subscribed { lane, .. } => *lane,
+            | Completion::Subscribed { lane, .. }
+            | Completion::EditTargetMissing { lane, .. } => *lane,
         };
         match done {
             Completion::Published {
@@ -468,6 +625,11 @@ impl<T: Transport> Driver<T> {
                 self.session
                     .subscribe_completed(lane, request_id, id, result);
             }
+            Completion::EditTargetMissing {
+                lane,
+                request_id,
+                target,
+            } => self.session.edit_target_missing(lane, request_id, target),
         }
         // The response is queued when the session's actions are performed,
         // at the top of the next loop turn; the lane is finished after that.

@@ -8,6 +8,11 @@
 //! replay that overlaps live traffic, and a ring that overflowed during a
 //! long replay. Memory stays bounded: replay goes page by page at the pace
 //! the stream accepts, and live traffic waits in the channel's fixed ring.
+//!
+//! On a channel with presence, the subscription registers with the node's
+//! [`Presence`] registry for as long as its task runs. Its stream first gets
+//! a joined `Presence` frame for every user present (itself included), then
+//! join and leave events interleaved with the messages.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,13 +20,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use quiver_proto::{Encoder, MessageRef};
+use quiver_session::{StartAt, SubscriptionId};
 use quiver_storage::{ChannelKey, MessageLog, Offset, ReadRange, StoreError, StoredMessage};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 use tracing::debug;
 
 use crate::hub::{Delivery, Hub, HubSubscription};
 use crate::metrics::Metrics;
+use crate::presence::{Presence, PresenceEvent, PresenceGuard};
 
 /// Messages read from the store per replay page.
 const REPLAY_PAGE: usize = 256;
@@ -57,6 +64,8 @@ pub struct DeliveryContext {
     pub store: Arc<dyn MessageLog>,
     pub hub: Arc<Hub>,
     pub metrics: Metrics,
+    /// Who is subscribed to the channels with presence.
+    pub presence: Arc<Presence>,
 }
 
 impl std::fmt::Debug for DeliveryContext {
@@ -65,13 +74,23 @@ impl std::fmt::Debug for DeliveryContext {
     }
 }
 
+/// A subscription that takes part in its channel's presence.
+#[derive(Clone, Debug)]
+pub struct PresenceMember {
+    /// Presence frames carry it.
+    pub subscription_id: SubscriptionId,
+    /// The subscribing connection's user.
+    pub user: Arc<str>,
+}
+
 /// Runs one subscription until it ends. `started` receives the channel's
-/// head once the subscription is attached, or the store error that
-/// prevented it.
+/// head once the subscription is attached (and registered for presence
+/// when `presence` is set), or the store error that prevented it.
 pub async fn deliver(
     ctx: DeliveryContext,
     key: ChannelKey,
-    since: Option<Offset>,
+    start: StartAt,
+    presence: Option<PresenceMember>,
     mut sink: impl FrameSink,
     started: oneshot::Sender<Result<Offset, StoreError>>,
 ) -> DeliveryEnd {
@@ -85,13 +104,29 @@ pub async fn deliver(
             return DeliveryEnd::SinkClosed;
         }
     };
+    // Registered until this future is dropped: the guard unregisters on
+    // every way out, an aborted task included.
+    let mut encoder = Encoder::new();
+    let mut frames = Vec::with_capacity(LIVE_BATCH);
+    let mut feed = None;
+    if let Some(member) = presence {
+        let (joined, snapshot) = PresenceFeed::join(&ctx.presence, &key, member, &mut encoder);
+        frames.extend(snapshot);
+        feed = Some(joined);
+    }
     let _ = started.send(Ok(head));
     let mut cursor = Cursor {
         ctx,
         key,
-        next: since.unwrap_or(head).saturating_add(1),
-        encoder: Encoder::new(),
-        frames: Vec::with_capacity(LIVE_BATCH),
+        next: match start {
+            StartAt::Head => head,
+            StartAt::After(since) => since,
+            StartAt::Last(last) => head.saturating_sub(u64::from(last)),
+        }
+        .saturating_add(1),
+        encoder,
+        frames,
+        presence: feed,
     };
     match cursor.run(&mut live, &mut sink).await {
         Ok(end) | Err(end) => end,
@@ -105,6 +140,59 @@ struct Cursor {
     next: Offset,
     encoder: Encoder,
     frames: Vec<Bytes>,
+    /// Join and leave events, on channels with presence.
+    presence: Option<PresenceFeed>,
+}
+
+/// A subscription's registration in its channel's presence and the events
+/// it forwards.
+pub(crate) struct PresenceFeed {
+    pub(crate) subscription_id: SubscriptionId,
+    pub(crate) events: broadcast::Receiver<PresenceEvent>,
+    /// Keeps the subscription registered.
+    pub(crate) _guard: PresenceGuard,
+}
+
+impl PresenceFeed {
+    /// Registers `member` on `key`; returns the feed and the frames of the
+    /// users already present (this one included), to send first.
+    pub(crate) fn join(
+        presence: &Arc<Presence>,
+        key: &ChannelKey,
+        member: PresenceMember,
+        encoder: &mut Encoder,
+    ) -> (Self, Vec<Bytes>) {
+        let joined = presence.join(key, member.user);
+        let frames = joined
+            .snapshot
+            .iter()
+            .map(|event| presence_frame(encoder, member.subscription_id, event))
+            .collect();
+        let feed = PresenceFeed {
+            subscription_id: member.subscription_id,
+            events: joined.events,
+            _guard: joined.guard,
+        };
+        (feed, frames)
+    }
+}
+
+pub(crate) fn presence_frame(
+    encoder: &mut Encoder,
+    id: SubscriptionId,
+    event: &PresenceEvent,
+) -> Bytes {
+    encoder.presence(id, &event.user, event.joined, event.connections)
+}
+
+/// The next presence event, or never without presence.
+pub(crate) async fn next_presence(
+    feed: &mut Option<PresenceFeed>,
+) -> Result<PresenceEvent, broadcast::error::RecvError> {
+    match feed {
+        Some(feed) => feed.events.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Cursor {
@@ -118,14 +206,27 @@ impl Cursor {
         // replay was long, not that the subscriber is slow.
         let mut caught_up = false;
         loop {
+            self.take_presence()?;
             let first = match live.receiver().try_recv() {
                 Ok(delivery) => delivery,
+                Err(TryRecvError::Empty) if !self.frames.is_empty() => {
+                    // Presence events only: send them before waiting.
+                    caught_up = true;
+                    self.flush_live(sink, live).await?;
+                    continue;
+                }
                 Err(TryRecvError::Empty) => {
                     caught_up = true;
-                    match live.receiver().recv().await {
-                        Ok(delivery) => delivery,
-                        Err(RecvError::Lagged(_)) => return Err(DeliveryEnd::SlowConsumer),
-                        Err(RecvError::Closed) => return Ok(DeliveryEnd::SinkClosed),
+                    tokio::select! {
+                        received = live.receiver().recv() => match received {
+                            Ok(delivery) => delivery,
+                            Err(RecvError::Lagged(_)) => return Err(DeliveryEnd::SlowConsumer),
+                            Err(RecvError::Closed) => return Ok(DeliveryEnd::SinkClosed),
+                        },
+                        event = next_presence(&mut self.presence) => {
+                            self.push_presence(event)?;
+                            continue;
+                        }
                     }
                 }
                 Err(TryRecvError::Lagged(_)) if !caught_up => {
@@ -150,6 +251,45 @@ impl Cursor {
                 self.flush_live(sink, live).await?;
             } else {
                 self.flush(sink).await?;
+            }
+        }
+    }
+
+    /// Queues the presence events that arrived, without waiting.
+    fn take_presence(&mut self) -> Result<(), DeliveryEnd> {
+        while let Some(feed) = self.presence.as_mut() {
+            let event = match feed.events.try_recv() {
+                Ok(event) => Ok(event),
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                Err(TryRecvError::Closed) => Err(RecvError::Closed),
+            };
+            self.push_presence(event)?;
+        }
+        Ok(())
+    }
+
+    /// Queues one presence event. Lost events (the ring overflowed while
+    /// the stream was blocked) would leave the subscriber with a wrong list
+    /// of users, so that is a slow consumer, which resubscribes and gets a
+    /// fresh snapshot.
+    fn push_presence(
+        &mut self,
+        event: Result<PresenceEvent, broadcast::error::RecvError>,
+    ) -> Result<(), DeliveryEnd> {
+        let Some(feed) = self.presence.as_ref() else {
+            return Ok(());
+        };
+        match event {
+            Ok(event) => {
+                let frame = presence_frame(&mut self.encoder, feed.subscription_id, &event);
+                self.frames.push(frame);
+                Ok(())
+            }
+            Err(RecvError::Lagged(_)) => Err(DeliveryEnd::SlowConsumer),
+            Err(RecvError::Closed) => {
+                self.presence = None;
+                Ok(())
             }
         }
     }
@@ -279,6 +419,7 @@ impl Cursor {
                 .headers
                 .iter()
                 .map(|h| (h.name.as_str(), h.value.as_str())),
+            meta: quiver_session::message_meta(message.edit, message.state),
         })
     }
 

@@ -11,6 +11,7 @@ pub enum HookKind {
     Connect,
     Subscribe,
     Publish,
+    Track,
 }
 
 impl HookKind {
@@ -19,6 +20,7 @@ impl HookKind {
             HookCall::Connect => HookKind::Connect,
             HookCall::Subscribe { .. } => HookKind::Subscribe,
             HookCall::Publish { .. } => HookKind::Publish,
+            HookCall::Track { .. } => HookKind::Track,
         }
     }
 }

@@ -7,6 +7,9 @@
 //! - [`connection`]: drives one client's session, transport-agnostic;
 //! - [`pipeline`]: group-commits publishes to the store, acks, fans out;
 //! - [`hub`] and [`delivery`]: per-channel fan-out and ordered delivery;
+//! - [`presence`]: who is subscribed to which channel, join and leave events;
+//! - [`tracking`]: latest positions on tracking channels, coalesced fan-out,
+//!   write-behind persistence;
 //! - [`ops`] and [`metrics`]: health, readiness and Prometheus metrics;
 //! - [`api`]: the HTTP API (plugin administration);
 //! - [`hooks`] and [`plugins`]: tenant plugins on connect, subscribe, publish;
@@ -22,10 +25,12 @@ pub mod metrics;
 pub mod ops;
 pub mod pipeline;
 pub mod plugins;
+pub mod presence;
 pub mod quic;
 pub mod server;
 pub mod setup;
 pub mod tenants;
 pub mod tls;
+pub mod tracking;
 
 pub use server::{Gateway, GatewayConfig};

@@ -29,6 +29,16 @@ pub struct Metrics {
     pub connection_errors: IntCounterVec,
     /// Publishes that failed because the store did.
     pub store_errors: IntCounter,
+    /// Positions taken as an entity's newest.
+    pub positions_accepted: IntCounter,
+    /// Positions not taken, by reason (malformed, forbidden, stale, ...).
+    pub positions_dropped: IntCounterVec,
+    /// Positions sent to watchers, by `via` (datagram or stream).
+    pub positions_delivered: IntCounterVec,
+    /// Positions written to the store by the write-behind task.
+    pub positions_persisted: IntCounter,
+    /// Write-behind flushes that failed (retried at the next interval).
+    pub position_store_errors: IntCounter,
 }
 
 impl Metrics {
@@ -70,6 +80,53 @@ impl Metrics {
             "quiver_store_errors_total",
             "Store appends that failed (their publishes got StoreUnavailable)",
         )?;
+        let positions_accepted = IntCounter::new(
+            "quiver_positions_accepted_total",
+            "Positions taken as their entity's newest on a tracking channel",
+        )?;
+        let positions_dropped = IntCounterVec::new(
+            Opts::new(
+                "quiver_positions_dropped_total",
+                "Positions not taken, by reason",
+            ),
+            &["reason"],
+        )?;
+        let positions_delivered = IntCounterVec::new(
+            Opts::new(
+                "quiver_positions_delivered_total",
+                "Positions sent to watchers, by transport",
+            ),
+            &["via"],
+        )?;
+        let positions_persisted = IntCounter::new(
+            "quiver_positions_persisted_total",
+            "Positions written to the store by the write-behind task",
+        )?;
+        let position_store_errors = IntCounter::new(
+            "quiver_position_store_errors_total",
+            "Write-behind flushes of positions that failed and will be retried",
+        )?;
+        for reason in [
+            "malformed",
+            "invalid",
+            "forbidden",
+            "wrong_channel_kind",
+            "rate_limited",
+            "plugin",
+            "not_ready",
+            "stale",
+            "history_overflow",
+        ] {
+            positions_dropped.with_label_values(&[reason]);
+        }
+        for via in ["datagram", "stream"] {
+            positions_delivered.with_label_values(&[via]);
+        }
+        registry.register(Box::new(positions_accepted.clone()))?;
+        registry.register(Box::new(positions_dropped.clone()))?;
+        registry.register(Box::new(positions_delivered.clone()))?;
+        registry.register(Box::new(positions_persisted.clone()))?;
+        registry.register(Box::new(position_store_errors.clone()))?;
         registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(subscriptions.clone()))?;
         registry.register(Box::new(published.clone()))?;
@@ -97,6 +154,11 @@ impl Metrics {
             delivered,
             publish_duration,
             store_append_duration,
+            positions_accepted,
+            positions_dropped,
+            positions_delivered,
+            positions_persisted,
+            position_store_errors,
             connection_errors,
             store_errors,
         })

@@ -12,7 +12,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use quiver_proto::{Encoder, MessageRef};
-use quiver_storage::{Appended, MessageLog, NewMessage, StoreError};
+use quiver_storage::{
+    Appended, ChannelKey, Direction, ItemState, MessageLog, NewMessage, Offset, ReadRange,
+    StoreError,
+};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
@@ -93,6 +96,29 @@ impl PublishPipeline {
     }
 }
 
+/// Whether `target` is an item of `channel` that an edit may change: it
+/// exists, is no edit itself, and is not deleted. The store does not check
+/// this (see [`MessageLog`]), so every edit is checked here first.
+pub async fn check_edit_target(
+    store: &dyn MessageLog,
+    channel: &ChannelKey,
+    target: Offset,
+) -> Result<bool, StoreError> {
+    if target == 0 {
+        return Ok(false);
+    }
+    let range = ReadRange {
+        after: Some(target - 1),
+        before: Some(target.saturating_add(1)),
+        limit: 1,
+        direction: Direction::Forward,
+    };
+    let found = store.read(channel, range).await?;
+    Ok(found
+        .first()
+        .is_some_and(|m| m.offset == target && m.edit.is_none() && m.state != ItemState::Deleted))
+}
+
 struct Sequencer {
     store: Arc<dyn MessageLog>,
     hub: Arc<Hub>,
@@ -149,6 +175,7 @@ impl Sequencer {
                 .headers
                 .iter()
                 .map(|h| (h.name.as_str(), h.value.as_str())),
+            meta: quiver_session::message_meta(message.edit, ItemState::Original),
         });
         self.hub.publish(
             &message.channel,

@@ -9,10 +9,10 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use quiver_plugin_host::{
     ChannelPublisher, Hook, PluginHost, PluginRecord, PluginVersionMeta, PublishVerdict,
-    SessionInfo, UploadError, Verdict,
+    SessionInfo, TrackVerdict, UploadError, Verdict,
 };
 use quiver_session::channel::validate_channel;
-use quiver_session::{HookCall, HookVerdict};
+use quiver_session::{Alert, HookCall, HookVerdict};
 use quiver_storage::{ChannelKey, Header, MessageId, NewMessage};
 
 use crate::api::{ApiError, PluginAdmin};
@@ -26,6 +26,39 @@ pub struct WasmPlugins {
 }
 
 impl WasmPlugins {
+    async fn track(
+        &self,
+        session: &SessionInfo,
+        channel: &str,
+        position: &quiver_storage::Position,
+    ) -> HookVerdict {
+        let position = quiver_plugin_host::Position {
+            entity: position.entity.to_string(),
+            lat: position.lat,
+            lon: position.lon,
+            accuracy: position.accuracy,
+            heading: position.heading,
+            speed: position.speed,
+            timestamp_ms: position.timestamp_ms,
+        };
+        match self.host.on_track(session, channel, &position).await {
+            TrackVerdict::Accept { alerts } if alerts.is_empty() => HookVerdict::Allow,
+            TrackVerdict::Accept { alerts } => HookVerdict::Alerts(
+                alerts
+                    .into_iter()
+                    .map(|alert| Alert {
+                        channel: alert.channel,
+                        payload: alert.payload,
+                    })
+                    .collect(),
+            ),
+            TrackVerdict::Drop { .. } => HookVerdict::Drop,
+            TrackVerdict::Failed { plugin, .. } => {
+                HookVerdict::Failed(format!("plugin {plugin} failed"))
+            }
+        }
+    }
+
     pub fn new(host: PluginHost) -> Self {
         Self { host }
     }
@@ -36,6 +69,7 @@ fn hook_of(kind: HookKind) -> Hook {
         HookKind::Connect => Hook::Connect,
         HookKind::Subscribe => Hook::Subscribe,
         HookKind::Publish => Hook::Publish,
+        HookKind::Track => Hook::Track,
     }
 }
 
@@ -74,6 +108,9 @@ impl Hooks for WasmPlugins {
                     admission(self.host.on_subscribe(&session, &channel.channel).await)
                 }
                 HookCall::Publish { message, .. } => self.publish(&session, message).await,
+                HookCall::Track { channel, position } => {
+                    self.track(&session, &channel.channel, position).await
+                }
             }
         })
     }
@@ -249,6 +286,7 @@ impl ChannelPublisher for PluginPublisher {
                     .map(|(name, value)| Header { name, value })
                     .collect(),
                 idempotency_key: None,
+                edit: None,
             };
             let receipt = pipeline.submit(message).await;
             match receipt.await {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use quiver_proto::ALPN;
-use quiver_session::{Authenticator, Limits};
+use quiver_session::{Authenticator, ChannelRules, Limits};
 use quiver_storage::{MessageLog, Store};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -25,7 +25,9 @@ use crate::metrics::Metrics;
 use crate::ops::{OpsState, router};
 use crate::pipeline::{PipelineConfig, PublishPipeline};
 use crate::plugins::PluginPublisher;
+use crate::presence::Presence;
 use crate::quic;
+use crate::tracking::Tracker;
 
 /// Everything a gateway needs, already loaded.
 pub struct GatewayConfig {
@@ -34,7 +36,9 @@ pub struct GatewayConfig {
     pub tls: Arc<rustls::ServerConfig>,
     pub auth: Arc<Authenticator>,
     pub limits: Limits,
-    /// Messages, plugin key-value data and the plugin registry.
+    /// Channel kinds and options by namespace.
+    pub channels: Arc<ChannelRules>,
+    /// Messages, positions, plugin key-value data and the plugin registry.
     pub store: Arc<dyn Store>,
     pub channel_buffer: usize,
     pub udp_socket_buffer_bytes: usize,
@@ -149,6 +153,9 @@ impl Gateway {
         publisher.attach(Some(pipeline.clone()));
         let (stop, stopped) = watch::channel(false);
         let h3_shutdown = stopped.clone();
+        let presence = Arc::new(Presence::default());
+        let tracker = Arc::new(Tracker::new(config.store.clone(), metrics.clone()));
+        let tracker_task = tokio::spawn(tracker.clone().run_background(stopped.clone()));
         let shared = Arc::new(Shared {
             hooks: config.hooks.clone(),
             auth: config.auth.clone(),
@@ -158,10 +165,13 @@ impl Gateway {
                 store: log.clone(),
                 hub,
                 metrics: metrics.clone(),
+                presence: presence.clone(),
             },
             shutdown: stopped,
             shutdown_grace: config.shutdown_grace,
             reconnect_after_ms: config.reconnect_after_ms,
+            channels: config.channels.clone(),
+            tracker: tracker.clone(),
         });
         let shutting_down = Arc::new(AtomicBool::new(false));
         let ops_state = OpsState {
@@ -176,6 +186,9 @@ impl Gateway {
             limits: config.limits.clone(),
             max_body_bytes: config.max_body_bytes,
             max_batch_messages: config.max_batch_messages,
+            channels: config.channels.clone(),
+            presence,
+            tracker: tracker.clone(),
         };
         let ops_task = tokio::spawn(async move {
             if let Err(error) = axum::serve(ops, router(ops_state)).await {
@@ -246,6 +259,8 @@ impl Gateway {
         drop(h3);
         publisher.attach(None);
         let _ = sequencer.await;
+        // The stop signal made the tracker write its buffered positions.
+        let _ = tokio::time::timeout(Duration::from_secs(10), tracker_task).await;
         endpoint.close(
             u32::from(quiver_proto::fb::ErrorCode::GoingAway.0).into(),
             b"shutdown",

@@ -143,6 +143,7 @@ pub async fn bind(loaded: &Loaded, store: Arc<dyn Store>) -> anyhow::Result<Gate
         tls: identity.server_config(&[ALPN, ALPN_H3])?,
         auth: Arc::new(auth),
         limits,
+        channels: Arc::new(config.channel_rules()?),
         store,
         channel_buffer: config.server.channel_buffer,
         udp_socket_buffer_bytes: config.server.udp_socket_buffer_bytes,

@@ -70,7 +70,11 @@ impl State {
             | Body::Publish(_)
             | Body::HistoryRequest(_)
             | Body::Message(_)
-            | Body::StreamHeader(_) => {
+            | Body::StreamHeader(_)
+            | Body::Edit(_)
+            | Body::Track(_)
+            | Body::Positions(_)
+            | Body::Presence(_) => {
                 return Err(ClientError::UnexpectedFrame(format!(
                     "{} on the control stream after Welcome",
                     body.name()
@@ -98,9 +102,12 @@ impl State {
         entry.server_id = Some(server_id);
         if !entry.confirmed {
             entry.confirmed = true;
-            // Live from the head, or replay after `since`: either way nothing
-            // at or below this point is to be delivered.
-            entry.shared.set_resume(entry.since.unwrap_or(head));
+            // Live from the head, replay after `since`, or the latest
+            // `last`: nothing at or below this point is to be delivered.
+            let floor = entry
+                .since
+                .unwrap_or_else(|| head.saturating_sub(u64::from(entry.last)));
+            entry.shared.set_resume(floor);
         }
         self.by_server_id.insert(server_id, sub);
         if let Some(parked) = self.parked.remove(&server_id)

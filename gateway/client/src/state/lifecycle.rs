@@ -27,12 +27,14 @@ impl State {
         resubscribe.sort_unstable();
         for (sub, since) in resubscribe {
             let id = self.request_id();
-            let Some(entry) = self.subs.get(&sub) else {
+            let Some(shared) = self
+                .subs
+                .get(&sub)
+                .map(|e| std::sync::Arc::clone(&e.shared))
+            else {
                 continue;
             };
-            let frame = self
-                .encoder
-                .subscribe(id, &entry.shared.channel, Some(since));
+            let frame = self.subscribe_frame(id, &shared, Some(since), 0);
             self.outbox.push_back(frame.clone());
             self.sent.insert(id);
             self.pending.insert(

@@ -21,7 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::command::Reply;
 use crate::subscription::SubShared;
-use crate::types::{HistoryPage, Message, PublishAck};
+use crate::types::{HistoryPage, PublishAck, SubscriptionEvent};
 
 pub(crate) use dispatch::Signal;
 
@@ -32,8 +32,10 @@ const ENCODER_LIMIT: usize = 1 << 30;
 /// What a subscription stream's reader needs to deliver messages.
 #[derive(Debug)]
 pub(crate) struct Route {
-    pub(crate) tx: mpsc::Sender<Message>,
+    pub(crate) tx: mpsc::Sender<SubscriptionEvent>,
     pub(crate) channel: Arc<str>,
+    /// Set for a tracking watch.
+    pub(crate) positions: Option<mpsc::Sender<crate::tracking::PositionBatch>>,
 }
 
 /// Whether requests can be written right now.
@@ -79,9 +81,11 @@ enum Pending {
 #[derive(Debug)]
 struct SubEntry {
     shared: Arc<SubShared>,
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<SubscriptionEvent>,
     /// The `since` of the user's Subscribe, until the first Subscribed.
     since: Option<u64>,
+    /// The `last` of the user's Subscribe, until the first Subscribed.
+    last: u32,
     /// The server's id for it on the current connection.
     server_id: Option<u32>,
     /// A Subscribed arrived at least once, so `shared.resume` is meaningful.
@@ -198,6 +202,44 @@ impl State {
         Some(Route {
             tx: entry.tx.clone(),
             channel: Arc::clone(&entry.shared.channel),
+            positions: entry.shared.watch.as_ref().map(|w| w.positions.clone()),
         })
+    }
+
+    /// Where the positions of subscription `server_id` go, for datagrams.
+    pub(crate) fn positions_route(
+        &self,
+        server_id: u32,
+    ) -> Option<&mpsc::Sender<crate::tracking::PositionBatch>> {
+        let entry = self.subs.get(self.by_server_id.get(&server_id)?)?;
+        entry.shared.watch.as_ref().map(|w| &w.positions)
+    }
+
+    /// The Subscribe frame of a (re)subscription: a watch asks for its
+    /// rate; a message subscription for its starting point.
+    fn subscribe_frame(
+        &mut self,
+        id: u64,
+        shared: &SubShared,
+        since: Option<u64>,
+        last: u32,
+    ) -> Bytes {
+        match &shared.watch {
+            Some(watch) => {
+                let options = quiver_proto::SubscribeOptions {
+                    max_rate: watch.max_rate,
+                    ..quiver_proto::SubscribeOptions::default()
+                };
+                self.encoder.subscribe_with(id, &shared.channel, &options)
+            }
+            None => {
+                let options = quiver_proto::SubscribeOptions {
+                    since,
+                    last,
+                    ..quiver_proto::SubscribeOptions::default()
+                };
+                self.encoder.subscribe_with(id, &shared.channel, &options)
+            }
+        }
     }
 }

@@ -7,7 +7,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::{Link, Pending, State, SubEntry};
 use crate::command::{Command, Reply};
 use crate::error::ClientError;
-use crate::types::Direction;
+use crate::types::{Direction, PublishAck, PublishOptions};
 
 impl State {
     /// Refuses a request whose frame would exceed the server's limit.
@@ -32,36 +32,15 @@ impl State {
                 options,
                 reply,
                 permit,
-            } => {
-                let key = options.key.as_deref();
-                let input = channel.len()
-                    + options.payload.len()
-                    + key.map_or(0, str::len)
-                    + options
-                        .headers
-                        .iter()
-                        .map(|(n, v)| n.len() + v.len())
-                        .sum::<usize>();
-                if let Err(e) = self.check_size(input, None) {
-                    let _ = reply.send(Err(e));
-                    return;
-                }
-                let id = self.request_id();
-                let frame =
-                    self.encoder
-                        .publish(id, &channel, &options.payload, &options.headers, key);
-                if let Err(e) = self.check_size(0, Some(&frame)) {
-                    let _ = reply.send(Err(e));
-                    return;
-                }
-                self.send(id, &frame);
-                let pending = Pending::Publish {
-                    frame,
-                    reply,
-                    _permit: permit,
-                };
-                self.pending.insert(id, pending);
-            }
+            } => self.submit_publish(&channel, None, &options, reply, permit),
+            Command::Edit {
+                channel,
+                target,
+                delete,
+                options,
+                reply,
+                permit,
+            } => self.submit_publish(&channel, Some((target, delete)), &options, reply, permit),
             Command::History {
                 channel,
                 query,
@@ -97,6 +76,7 @@ impl State {
             Command::Subscribe {
                 shared,
                 since,
+                last,
                 tx,
                 reply,
                 permit,
@@ -106,13 +86,14 @@ impl State {
                     return;
                 }
                 let id = self.request_id();
-                let frame = self.encoder.subscribe(id, &shared.channel, since);
+                let frame = self.subscribe_frame(id, &shared, since, last);
                 self.send(id, &frame);
                 let sub = shared.id;
                 let entry = SubEntry {
                     shared,
                     tx,
                     since,
+                    last,
                     server_id: None,
                     confirmed: false,
                 };
@@ -135,8 +116,61 @@ impl State {
                     }
                 }
             }
-            Command::Close { .. } => {}
+            // A position while disconnected is dropped: the next one, sent
+            // once connected, supersedes it anyway.
+            Command::Close { .. } | Command::Track { .. } => {}
         }
+    }
+
+    /// A publish, or an edit (`Some((target, delete))`): answered by a
+    /// PublishAck, re-sent with its key after a reconnect.
+    fn submit_publish(
+        &mut self,
+        channel: &str,
+        edit: Option<(u64, bool)>,
+        options: &PublishOptions,
+        reply: Reply<PublishAck>,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let key = options.key.as_deref();
+        let input = channel.len()
+            + options.payload.len()
+            + key.map_or(0, str::len)
+            + options
+                .headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len())
+                .sum::<usize>();
+        if let Err(e) = self.check_size(input, None) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let id = self.request_id();
+        let frame = match edit {
+            None => self
+                .encoder
+                .publish(id, channel, &options.payload, &options.headers, key),
+            Some((target, delete)) => self.encoder.edit(
+                id,
+                channel,
+                target,
+                delete,
+                &options.payload,
+                &options.headers,
+                key,
+            ),
+        };
+        if let Err(e) = self.check_size(0, Some(&frame)) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        self.send(id, &frame);
+        let pending = Pending::Publish {
+            frame,
+            reply,
+            _permit: permit,
+        };
+        self.pending.insert(id, pending);
     }
 
     pub(super) fn unsubscribe(

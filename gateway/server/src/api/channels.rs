@@ -7,6 +7,11 @@
 //! run on them: a backend holding the tenant's API key is the tenant, so
 //! there is no user to admit or filter, just as for messages plugins
 //! publish themselves. The sender is `"api"`.
+//!
+//! Feeds: `PATCH` and `DELETE` on a message's URL update or delete it (an
+//! edit record is appended, and the item changes in place, as for clients'
+//! `Edit` frames). `GET .../presence` lists who is subscribed on this node
+//! to a channel with presence.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,21 +21,23 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use quiver_session::Limits;
 use quiver_session::channel::validate_channel;
+use quiver_session::{ChannelRules, Limits};
 use quiver_storage::{
-    Appended, ChannelKey, Direction, MessageId, MessageLog, NewMessage, ReadRange, StoreError,
+    Appended, ChannelKey, Direction, Edit, EditKind, MessageId, MessageLog, NewMessage, Offset,
+    ReadRange, StoreError,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::json::{Invalid, PublishBody, ack_json, message_json};
 use super::{ApiError, ApiKeys, ApiState};
-use crate::pipeline::PublishReceipt;
+use crate::pipeline::{PublishReceipt, check_edit_target};
 use crate::plugins::PluginPublisher;
+use crate::presence::Presence;
 
 /// The `sender` of every message published through this API.
 pub const API_SENDER: &str = "api";
@@ -53,6 +60,12 @@ pub struct ChannelsApi {
     pub max_body_bytes: usize,
     /// Most messages in one batch.
     pub max_batch_messages: usize,
+    /// Channel kinds by namespace: tracking channels take no messages.
+    pub channels: Arc<ChannelRules>,
+    /// Who is subscribed where, on this node.
+    pub presence: Arc<Presence>,
+    /// Latest positions of tracking channels.
+    pub tracker: Arc<crate::tracking::Tracker>,
 }
 
 impl std::fmt::Debug for ChannelsApi {
@@ -72,6 +85,11 @@ pub(super) fn routes() -> Router<ApiState> {
             "/v1/channels/{channel}/messages",
             post(publish).get(history),
         )
+        .route(
+            "/v1/channels/{channel}/messages/{offset}",
+            patch(update).delete(delete),
+        )
+        .route("/v1/channels/{channel}/presence", get(presence))
         .route("/v1/messages/batch", post(batch))
 }
 
@@ -84,6 +102,7 @@ async fn publish(
     let api = &state.channels;
     let tenant = api.keys.authenticate(&headers)?;
     let channel = channel_of(path)?;
+    api.check_kind(&channel)?;
     let request: PublishBody = read_json(&headers, body, api.max_body_bytes).await?;
     if request.channel.is_some() {
         return Err(ApiError::bad_request(
@@ -91,7 +110,7 @@ async fn publish(
         ));
     }
     let limits = state.limits_of(&tenant);
-    let message = new_message(&tenant, &channel, request, &limits)?;
+    let message = new_message(&tenant, &channel, request, &limits, None)?;
     let pipeline = api.running()?;
     let appended = outcome(pipeline.submit(message).await).await?;
     Ok((StatusCode::CREATED, Json(ack_json(&channel, &appended))))
@@ -143,7 +162,8 @@ async fn batch(
             .ok_or_else(|| ApiError::bad_request("\"channel\" is missing"))
             .map_err(in_item)?;
         check_channel(&channel).map_err(in_item)?;
-        messages.push(new_message(&tenant, &channel, item, &limits).map_err(in_item)?);
+        api.check_kind(&channel).map_err(in_item)?;
+        messages.push(new_message(&tenant, &channel, item, &limits, None).map_err(in_item)?);
     }
     let pipeline = api.running()?;
     // Queue every item before waiting, so they commit as one group.
@@ -225,10 +245,123 @@ async fn history(
     ))
 }
 
+/// Replaces an item's payload and headers (body as for a publish).
+async fn update(
+    State(state): State<ApiState>,
+    path: Result<Path<(String, Offset)>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let api = &state.channels;
+    let tenant = api.keys.authenticate(&headers)?;
+    let (channel, target) = item_of(path)?;
+    api.check_kind(&channel)?;
+    let request: PublishBody = read_json(&headers, body, api.max_body_bytes).await?;
+    if request.channel.is_some() {
+        return Err(ApiError::bad_request(
+            "\"channel\" belongs in the path here; it is only a field of batch items",
+        ));
+    }
+    let limits = state.limits_of(&tenant);
+    let edit = Edit {
+        target,
+        kind: EditKind::Update,
+    };
+    let message = new_message(&tenant, &channel, request, &limits, Some(edit))?;
+    api.edit(message, target).await
+}
+
+/// Deletes an item: its payload and headers are emptied.
+async fn delete(
+    State(state): State<ApiState>,
+    path: Result<Path<(String, Offset)>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let api = &state.channels;
+    let tenant = api.keys.authenticate(&headers)?;
+    let (channel, target) = item_of(path)?;
+    api.check_kind(&channel)?;
+    let (id, timestamp_ms) = fresh_id();
+    let message = NewMessage {
+        channel: ChannelKey::new(tenant, channel.as_str()),
+        id,
+        timestamp_ms,
+        sender: Arc::from(API_SENDER),
+        payload: Bytes::new(),
+        headers: Vec::new(),
+        idempotency_key: None,
+        edit: Some(Edit {
+            target,
+            kind: EditKind::Delete,
+        }),
+    };
+    api.edit(message, target).await
+}
+
+/// Who is subscribed to a channel with presence, on this node.
+async fn presence(
+    State(state): State<ApiState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let api = &state.channels;
+    let tenant = api.keys.authenticate(&headers)?;
+    let channel = channel_of(path)?;
+    if !api.channels.options(&channel).presence {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "presence_disabled",
+            format!(
+                "{channel:?} has no presence: enable it for its namespace in the server's [[channels]] config"
+            ),
+        ));
+    }
+    let key = ChannelKey::new(tenant, channel.as_str());
+    let members = api.presence.members(&key);
+    let connections: u64 = members.iter().map(|(_, n)| u64::from(*n)).sum();
+    let users: Vec<Value> = members
+        .iter()
+        .map(|(user, n)| json!({ "user": &**user, "connections": n }))
+        .collect();
+    Ok(Json(
+        json!({ "channel": channel, "users": users, "connections": connections }),
+    ))
+}
+
 impl ChannelsApi {
     /// The pipeline, or 503 while the gateway is not (or no longer) running.
     fn running(&self) -> Result<crate::pipeline::PublishPipeline, ApiError> {
         self.pipeline.pipeline().ok_or_else(shutting_down)
+    }
+
+    /// Refuses messages to tracking channels.
+    fn check_kind(&self, channel: &str) -> Result<(), ApiError> {
+        if self.channels.options(channel).is_tracking() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "wrong_channel_kind",
+                format!("{channel:?} is a tracking channel: it takes positions, not messages"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks an edit's target, then appends the edit like a publish.
+    async fn edit(&self, message: NewMessage, target: Offset) -> Result<Json<Value>, ApiError> {
+        let found = check_edit_target(&*self.store, &message.channel, target)
+            .await
+            .map_err(store_error)?;
+        if !found {
+            return Err(ApiError::not_found(format!(
+                "offset {target} holds no item that can be edited (never written, an edit itself, or deleted)"
+            )));
+        }
+        let channel = message.channel.channel.clone();
+        let pipeline = self.running()?;
+        let appended = outcome(pipeline.submit(message).await).await?;
+        let mut ack = ack_json(&channel, &appended);
+        ack["target"] = json!(target);
+        Ok(Json(ack))
     }
 }
 
@@ -252,10 +385,21 @@ fn shutting_down() -> ApiError {
     .retry_after(Duration::from_secs(1))
 }
 
-fn channel_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+pub(super) fn channel_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(channel) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     check_channel(&channel)?;
     Ok(channel)
+}
+
+fn item_of(
+    path: Result<Path<(String, Offset)>, PathRejection>,
+) -> Result<(String, Offset), ApiError> {
+    let Path((channel, offset)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    check_channel(&channel)?;
+    if offset == 0 {
+        return Err(ApiError::bad_request("offsets start at 1"));
+    }
+    Ok((channel, offset))
 }
 
 fn check_channel(channel: &str) -> Result<(), ApiError> {
@@ -293,6 +437,7 @@ fn new_message(
     channel: &str,
     body: PublishBody,
     limits: &Limits,
+    edit: Option<Edit>,
 ) -> Result<NewMessage, ApiError> {
     let checked =
         body.check(limits.max_payload_bytes as usize)
@@ -302,19 +447,29 @@ fn new_message(
                     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", why)
                 }
             })?;
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let random = rand::random::<u128>() & ((1u128 << 80) - 1);
+    let (id, timestamp_ms) = fresh_id();
     Ok(NewMessage {
         channel: ChannelKey::new(tenant.clone(), channel),
-        id: MessageId((u128::from(now_ms & 0xFFFF_FFFF_FFFF) << 80) | random),
-        timestamp_ms: now_ms,
+        id,
+        timestamp_ms,
         sender: Arc::from(API_SENDER),
         payload: checked.payload,
         headers: checked.headers,
         idempotency_key: checked.idempotency_key.map(Arc::from),
+        edit,
     })
+}
+
+/// A new message id (ULID) and the current time in Unix milliseconds.
+fn fresh_id() -> (MessageId, u64) {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let random = rand::random::<u128>() & ((1u128 << 80) - 1);
+    (
+        MessageId((u128::from(now_ms & 0xFFFF_FFFF_FFFF) << 80) | random),
+        now_ms,
+    )
 }
 
 /// Waits for a publish to be durable.

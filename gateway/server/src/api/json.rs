@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use quiver_storage::{Appended, Header, StoredMessage};
+use quiver_storage::{Appended, Edit, EditKind, Header, ItemState, StoredMessage};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -39,7 +39,9 @@ pub fn headers_json<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -
         .into()
 }
 
-/// One stored message, as history returns it.
+/// One stored message, as history returns it: `kind` is `item`, `update`
+/// or `delete` (edits also carry the `target` offset), and `state` the
+/// item's current one: `original`, `updated` or `deleted`.
 pub fn message_json(message: &StoredMessage) -> Value {
     let mut value = json!({
         "offset": message.offset,
@@ -47,9 +49,32 @@ pub fn message_json(message: &StoredMessage) -> Value {
         "sender": &*message.sender,
         "timestamp_ms": message.timestamp_ms,
         "headers": headers_json(message.headers.iter().map(|h| (h.name.as_str(), h.value.as_str()))),
+        "kind": kind_name(message.edit),
+        "state": state_name(message.state),
     });
+    if let Some(edit) = message.edit {
+        value["target"] = json!(edit.target);
+    }
     put_payload(&mut value, &message.payload);
     value
+}
+
+/// The JSON name of a message's kind.
+pub fn kind_name(edit: Option<Edit>) -> &'static str {
+    match edit.map(|e| e.kind) {
+        None => "item",
+        Some(EditKind::Update) => "update",
+        Some(EditKind::Delete) => "delete",
+    }
+}
+
+/// The JSON name of an item's state.
+pub fn state_name(state: ItemState) -> &'static str {
+    match state {
+        ItemState::Original => "original",
+        ItemState::Updated => "updated",
+        ItemState::Deleted => "deleted",
+    }
 }
 
 /// The answer to one publish.

@@ -9,6 +9,7 @@ mod error;
 pub mod json;
 pub mod keys;
 pub mod plugins;
+mod positions;
 
 use std::sync::Arc;
 
@@ -47,6 +48,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .nest("/v1/tenants/{tenant}/plugins", plugins::routes())
         .merge(channels::routes())
+        .merge(positions::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -56,6 +58,7 @@ pub fn router(state: ApiState) -> Router {
 /// the plugin admin routes stay on the private TCP listener.
 pub fn public_router(state: ApiState) -> Router {
     channels::routes()
+        .merge(positions::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -32,7 +32,7 @@ pub(super) struct ClientArgs {
 }
 
 impl ClientArgs {
-    async fn connect(self) -> anyhow::Result<Client> {
+    pub(super) async fn connect(self) -> anyhow::Result<Client> {
         init_logging("warn", false);
         let trust = match (self.ca, self.insecure) {
             (Some(ca), _) => Trust::CaPem(ca),

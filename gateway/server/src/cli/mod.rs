@@ -6,6 +6,7 @@ mod client;
 mod plugin;
 mod serve;
 mod token;
+mod tracking;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +41,10 @@ enum Command {
     History(client::HistoryArgs),
     /// Interactive chat: lines from stdin are published, messages printed.
     Chat(client::ChatArgs),
+    /// Report one position of an entity on a tracking channel.
+    Track(tracking::TrackArgs),
+    /// Print a tracking channel's positions as JSON lines.
+    Watch(tracking::WatchArgs),
     /// Manage a tenant's WebAssembly plugins (admin API).
     Plugin(plugin::PluginArgs),
 }
@@ -123,6 +128,8 @@ pub(crate) fn main() -> ExitCode {
             Command::Sub(args) => client::subscribe(args).await,
             Command::History(args) => client::history(args).await,
             Command::Chat(args) => client::chat(args).await,
+            Command::Track(args) => tracking::track(args).await,
+            Command::Watch(args) => tracking::watch(args).await,
             Command::Plugin(args) => plugin::run(args).await,
         }
     });

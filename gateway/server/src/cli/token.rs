@@ -27,6 +27,10 @@ pub(super) struct TokenArgs {
     /// Channel pattern the user may publish to (repeatable).
     #[arg(long = "publish")]
     publish: Vec<String>,
+    /// Entity id the user may report positions for (repeatable; `courier-*`
+    /// matches a prefix, `*` any). Without any, the user may track nothing.
+    #[arg(long = "track")]
+    track: Vec<String>,
 }
 
 pub(super) fn run(args: TokenArgs) -> anyhow::Result<()> {
@@ -50,6 +54,7 @@ pub(super) fn run(args: TokenArgs) -> anyhow::Result<()> {
         nbf: None,
         subscribe: (!args.subscribe.is_empty()).then_some(args.subscribe),
         publish: (!args.publish.is_empty()).then_some(args.publish),
+        track: (!args.track.is_empty()).then_some(args.track),
     };
     println!("{}", claims.sign_hs256(&secret)?);
     Ok(())

@@ -7,10 +7,13 @@ use quiver_session::Limits;
 /// (the control stream plus request lanes).
 const MAX_LANES: u32 = 8;
 
+/// Bytes of datagrams buffered per connection, in each direction.
+const DATAGRAM_BUFFER: usize = 64 * 1024;
+
 /// The quinn server config, tuned for many mostly-idle mobile connections:
 /// small bounded windows (memory is only committed as data flows), no
 /// server-driven keep-alives (the client decides how often its radio wakes),
-/// and connection migration on, so a phone that changes networks keeps its
+/// small datagram buffers (positions), and connection migration on, so a phone that changes networks keeps its
 /// connection.
 pub fn endpoint_config(
     tls: Arc<rustls::ServerConfig>,
@@ -34,7 +37,11 @@ pub fn endpoint_config(
         .receive_window((1024u32 * 1024).into())
         .send_window(2 * 1024 * 1024)
         .keep_alive_interval(None)
-        .datagram_receive_buffer_size(None);
+        // Positions arrive as datagrams. Latest-wins data needs little
+        // buffer: when it is full the oldest are dropped, which only loses
+        // positions the next ones supersede.
+        .datagram_receive_buffer_size(Some(DATAGRAM_BUFFER))
+        .datagram_send_buffer_size(DATAGRAM_BUFFER);
     server.transport_config(Arc::new(transport));
     server.migration(true);
     Ok(server)

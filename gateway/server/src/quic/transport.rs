@@ -15,6 +15,7 @@ use super::h3::{ALPN_H3, H3App};
 use super::lanes::{LANE_QUEUE, read_lane, write_lane};
 use crate::connection::{Inbound, LaneBlocked, Shared, Transport, serve};
 use crate::delivery::{FrameSink, SinkClosed};
+use crate::tracking::{DatagramFailed, DatagramOut};
 
 /// Frames read from all lanes and not yet taken by the session.
 const INBOUND_QUEUE: usize = 64;
@@ -64,8 +65,8 @@ struct Lanes {
     control_writer: Option<JoinHandle<()>>,
 }
 
-/// Turns every bidirectional stream the client opens into a lane: the first
-/// is the control lane, numbered 0.
+/// Turns every bidirectional stream the client opens into a lane (the first
+/// is the control lane, numbered 0) and hands on the client's datagrams.
 async fn accept_lanes(
     connection: quinn::Connection,
     lanes: Arc<Mutex<Lanes>>,
@@ -73,7 +74,23 @@ async fn accept_lanes(
     max_frame: usize,
 ) {
     let mut next = 0u64;
-    while let Ok((send, recv)) = connection.accept_bi().await {
+    loop {
+        let (send, recv) = tokio::select! {
+            stream = connection.accept_bi() => match stream {
+                Ok(stream) => stream,
+                Err(_) => return,
+            },
+            datagram = connection.read_datagram() => match datagram {
+                Ok(datagram) => {
+                    // Positions are latest-wins: when the session is behind,
+                    // dropping one loses nothing the next will not carry, and
+                    // waiting would only delay every stream behind it.
+                    let _ = inbound.try_send(Inbound::Datagram(datagram));
+                    continue;
+                }
+                Err(_) => return,
+            },
+        };
         let lane = LaneId(next);
         next += 1;
         let (queue, queued) = mpsc::channel(LANE_QUEUE);
@@ -99,6 +116,11 @@ struct QuicTransport {
 
 impl Transport for QuicTransport {
     type Sink = QuicSink;
+    type Datagrams = QuicDatagrams;
+
+    fn datagrams(&self) -> QuicDatagrams {
+        QuicDatagrams(self.connection.clone())
+    }
 
     fn send(&mut self, lane: LaneId, frame: Bytes) -> Result<(), LaneBlocked> {
         let lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
@@ -168,5 +190,23 @@ impl FrameSink for QuicSink {
             .write_all_chunks(frames)
             .await
             .map_err(|_| SinkClosed)
+    }
+}
+
+/// A connection's datagrams, for tracking watchers.
+pub(crate) struct QuicDatagrams(quinn::Connection);
+
+impl DatagramOut for QuicDatagrams {
+    fn max_size(&self) -> Option<usize> {
+        self.0.max_datagram_size()
+    }
+
+    fn send(&self, datagram: Bytes) -> Result<(), DatagramFailed> {
+        use quinn::SendDatagramError as E;
+        match self.0.send_datagram(datagram) {
+            Ok(()) => Ok(()),
+            Err(E::UnsupportedByPeer | E::Disabled | E::TooLarge) => Err(DatagramFailed::UseStream),
+            Err(E::ConnectionLost(_)) => Err(DatagramFailed::Closed),
+        }
     }
 }

@@ -38,6 +38,7 @@ fn token(secret: &[u8], user: &str) -> String {
         nbf: None,
         subscribe: None,
         publish: None,
+        track: None,
     }
     .sign_hs256(secret)
     .expect("sign")

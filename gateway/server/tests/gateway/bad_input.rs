@@ -157,6 +157,7 @@ async fn bad_tokens_and_silence_are_refused() {
         nbf: None,
         subscribe: None,
         publish: None,
+        track: None,
     };
     let cases = [
         ("not-a-jwt".to_string(), ErrorCode::Unauthorized),

@@ -76,6 +76,7 @@ fn client_config(addr: SocketAddr, dir: &Path) -> ClientConfig {
         nbf: None,
         subscribe: None,
         publish: None,
+        track: None,
     }
     .sign_hs256(ACME_SECRET.as_bytes())
     .expect("sign");

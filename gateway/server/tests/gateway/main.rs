@@ -8,12 +8,15 @@ mod bad_input;
 mod chat;
 mod cli;
 mod durability;
+mod feeds;
 mod http_api;
 mod ops;
 mod plugins;
+mod presence;
 mod raw;
 mod resume;
 #[cfg(feature = "cql-tests")]
 mod scylla;
 mod support;
 mod tenants;
+mod tracking;

@@ -44,7 +44,7 @@ async fn upload(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn upload_ok(
+pub async fn upload_ok(
     server: &TestServer,
     tenant: &str,
     name: &str,

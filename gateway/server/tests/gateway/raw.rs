@@ -20,11 +20,25 @@ pub struct Raw {
 
 impl Raw {
     pub async fn connect(addr: SocketAddr, ca: &Path) -> Raw {
+        let config = quic_client_config(&Trust::CaPem(ca.to_path_buf())).expect("tls");
+        Self::connect_with(addr, config).await
+    }
+
+    /// Connects with a client that does not offer QUIC datagrams.
+    pub async fn without_datagrams(addr: SocketAddr, ca: &Path, token: &str) -> Raw {
+        let mut config = quic_client_config(&Trust::CaPem(ca.to_path_buf())).expect("tls");
+        let mut transport = quinn::TransportConfig::default();
+        transport.datagram_receive_buffer_size(None);
+        config.transport_config(std::sync::Arc::new(transport));
+        let mut raw = Self::connect_with(addr, config).await;
+        raw.hello(token).await;
+        raw
+    }
+
+    async fn connect_with(addr: SocketAddr, config: quinn::ClientConfig) -> Raw {
         let mut endpoint =
             quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
-        endpoint.set_default_client_config(
-            quic_client_config(&Trust::CaPem(ca.to_path_buf())).expect("tls"),
-        );
+        endpoint.set_default_client_config(config);
         let connection = endpoint
             .connect(addr, "localhost")
             .expect("connect")
@@ -43,13 +57,17 @@ impl Raw {
     /// Connects and completes Hello/Welcome.
     pub async fn authenticated(addr: SocketAddr, ca: &Path, token: &str) -> Raw {
         let mut raw = Raw::connect(addr, ca).await;
-        raw.write(Encoder::new().hello(1, token, "raw-test")).await;
-        let frame = raw.next_frame().await.expect("welcome");
+        raw.hello(token).await;
+        raw
+    }
+
+    async fn hello(&mut self, token: &str) {
+        self.write(Encoder::new().hello(1, token, "raw-test")).await;
+        let frame = self.next_frame().await.expect("welcome");
         assert!(
             matches!(quiver_proto::decode(&frame), Ok(Body::Welcome(_))),
             "expected Welcome"
         );
-        raw
     }
 
     pub async fn write(&mut self, bytes: impl Into<Bytes>) {

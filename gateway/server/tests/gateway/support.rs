@@ -136,6 +136,7 @@ impl TestServer {
             nbf: None,
             subscribe: None,
             publish: None,
+            track: None,
         })
     }
 

@@ -67,6 +67,7 @@ async fn a_token_cannot_cross_into_another_tenant() {
         nbf: None,
         subscribe: None,
         publish: None,
+        track: None,
     }
     .sign_hs256(GLOBEX_SECRET.as_bytes())
     .expect("sign");

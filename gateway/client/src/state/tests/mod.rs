@@ -13,7 +13,7 @@ use super::{Signal, State};
 use crate::command::Command;
 use crate::error::ClientError;
 use crate::subscription::SubShared;
-use crate::types::{Message, PublishAck, PublishOptions};
+use crate::types::{PublishAck, PublishOptions, SubscriptionEvent};
 
 pub(super) fn permit() -> OwnedSemaphorePermit {
     Arc::new(Semaphore::new(1))
@@ -46,7 +46,7 @@ pub(super) fn publish(state: &mut State, key: &str) -> Answer<PublishAck> {
 
 pub(super) struct Sub {
     pub(super) shared: Arc<SubShared>,
-    pub(super) rx: mpsc::Receiver<Message>,
+    pub(super) rx: mpsc::Receiver<SubscriptionEvent>,
     pub(super) answer: Answer<u64>,
 }
 
@@ -57,6 +57,7 @@ pub(super) fn subscribe(state: &mut State, id: u64, since: Option<u64>) -> Sub {
     state.submit(Command::Subscribe {
         shared: Arc::clone(&shared),
         since,
+        last: 0,
         tx,
         reply,
         permit: permit(),

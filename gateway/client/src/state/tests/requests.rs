@@ -171,6 +171,7 @@ fn history_pages_decode_with_zero_copy_payloads() {
         timestamp_ms: 5,
         payload: b"p",
         headers: NO_HEADERS,
+        meta: quiver_proto::MessageMeta::ITEM,
     };
     let page = Encoder::new().history_page(id, [message(2), message(1)], true);
     state.on_frame(&page).expect("page");
@@ -179,4 +180,59 @@ fn history_pages_decode_with_zero_copy_payloads() {
     let offsets: Vec<u64> = page.messages.iter().map(|m| m.offset).collect();
     assert_eq!(offsets, [2, 1]);
     assert_eq!(&*page.messages[0].channel, "room");
+}
+
+#[test]
+fn edits_are_sent_as_edit_frames_and_resent_after_a_reconnect() {
+    let mut state = connected();
+    let (reply, mut answer) = oneshot::channel();
+    state.submit(Command::Edit {
+        channel: "feed".into(),
+        target: 7,
+        delete: true,
+        options: PublishOptions::default().key("k-del"),
+        reply,
+        permit: permit(),
+    });
+    let frames = sent(&mut state);
+    let (id, target, delete, key) = match decode(&frames[0]) {
+        Ok(Body::Edit(e)) => (
+            e.request_id(),
+            e.target(),
+            e.delete(),
+            e.key().unwrap_or_default().to_owned(),
+        ),
+        other => panic!("expected Edit, got {other:?}"),
+    };
+    assert_eq!((target, delete, key.as_str()), (7, true, "k-del"));
+    state.on_disconnected();
+    state.on_connected(1 << 20);
+    assert_eq!(sent(&mut state), frames, "re-sent unchanged, key included");
+    state.on_frame(&ack(id, 8)).expect("ack");
+    assert_eq!(answer.try_recv().expect("answered").expect("ok").offset, 8);
+}
+
+#[test]
+fn a_subscription_for_the_latest_messages_starts_below_the_head() {
+    let mut state = connected();
+    let shared = Arc::new(crate::subscription::SubShared::new(1, Arc::from("feed")));
+    let (tx, _rx) = tokio::sync::mpsc::channel(4);
+    let (reply, _answer) = oneshot::channel();
+    state.submit(Command::Subscribe {
+        shared: Arc::clone(&shared),
+        since: None,
+        last: 3,
+        tx,
+        reply,
+        permit: permit(),
+    });
+    let frames = sent(&mut state);
+    let (id, last) = match decode(&frames[0]) {
+        Ok(Body::Subscribe(s)) => (s.request_id(), s.last()),
+        other => panic!("expected Subscribe, got {other:?}"),
+    };
+    assert_eq!(last, 3);
+    let subscribed = Encoder::new().subscribed(id, 1, "feed", 10);
+    state.on_frame(&subscribed).expect("subscribed");
+    assert_eq!(shared.resume(), 7, "offsets 8 to 10 are to be delivered");
 }

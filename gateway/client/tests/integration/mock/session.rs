@@ -141,6 +141,7 @@ fn message_ref(m: &Stored) -> MessageRef<'_, &Vec<(String, String)>> {
         timestamp_ms: 1_700_000_000_000 + m.offset,
         payload: &m.payload,
         headers: &m.headers,
+        meta: quiver_proto::MessageMeta::ITEM,
     }
 }
 

@@ -34,7 +34,7 @@ async fn the_openapi_document_matches_the_routes() {
             .replace("{channel}", "doc-check")
             .replace("{tenant}", "demo")
             .replace("{name}", "doc-check");
-        for method in ["get", "post", "put", "delete"] {
+        for method in ["get", "post", "put", "patch", "delete"] {
             if item.get(method).is_none() {
                 continue;
             }
@@ -57,6 +57,7 @@ async fn the_openapi_document_matches_the_routes() {
     // Routes in the source (plugin routes are nested under their prefix).
     for (file, prefix) in [
         ("src/api/channels.rs", ""),
+        ("src/api/positions.rs", ""),
         ("src/api/plugins.rs", "/v1/tenants/{tenant}/plugins"),
     ] {
         let source = std::fs::read_to_string(root.join(file)).expect("source");
