@@ -200,3 +200,90 @@ async fn a_gateway_started_while_the_database_is_down_waits_and_says_so() {
     drop(server);
     drop(restore.await.expect("proxy"));
 }
+
+/// Positions are ephemeral and live in memory first: while the database is
+/// away they keep reaching watchers, and the write-behind task stores them
+/// once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracking_keeps_flowing_while_the_database_is_away() {
+    let node = cql_node();
+    let proxy = Proxy::start(node).await;
+    let space = keyspace("tracking");
+    let scylla = ScyllaConfig::new(vec![proxy.addr().to_string()], space.clone())
+        .node_id("gw-tracking")
+        .map_address(node, proxy.addr())
+        .request_timeout(Duration::from_secs(2));
+    let store = ScyllaStore::connect(scylla)
+        .await
+        .expect("connect through the proxy");
+    let data = Arc::new(tempfile::TempDir::new().expect("tempdir"));
+    let server = TestServer::start_with(
+        data,
+        FAST,
+        "127.0.0.1:0".parse().expect("addr"),
+        Some(OpenStore::Scylla(Arc::new(store))),
+    )
+    .await;
+    let token = server.token_with(quiver_session::Claims {
+        sub: "courier".into(),
+        tenant: "demo".into(),
+        exp: crate::support::now_secs() + 3600,
+        nbf: None,
+        subscribe: None,
+        publish: None,
+        track: Some(vec!["van-*".into()]),
+    });
+    let courier = quiver_client::Client::connect(
+        quiver_client::ClientConfig::new(
+            server.addr.to_string(),
+            token,
+            quiver_client::Trust::CaPem(server.ca()),
+        )
+        .reconnect(quiver_client::Reconnect::disabled()),
+    )
+    .await
+    .expect("connect");
+    let viewer = server.client("demo", "viewer").await;
+    let mut watch = viewer.watch("track:city", 0).await.expect("watch");
+
+    proxy.cut();
+    let base = crate::support::now_secs() * 1000;
+    for i in 0..5u64 {
+        let position = quiver_client::Position::new("van-1", 10.0 + i as f64, 20.0).at(base + i);
+        courier.track("track:city", &position).await.expect("track");
+        let event = tokio::time::timeout(Duration::from_secs(10), watch.next())
+            .await
+            .expect("a live position while the database is away")
+            .expect("open")
+            .expect("position");
+        assert_eq!(event.position.lat, 10.0 + i as f64);
+    }
+    let server_ref = &server;
+    let metric = |body: &str, name: &str| {
+        body.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    eventually(Duration::from_secs(20), async || {
+        let (_, body) = server_ref.http_get("/metrics").await;
+        metric(&body, "quiver_position_store_errors_total") >= 1.0
+    })
+    .await;
+
+    proxy.restore();
+    // The newest position reaches the store once it answers again.
+    let direct = ScyllaStore::connect(ScyllaConfig::new(vec![node.to_string()], space))
+        .await
+        .expect("connect directly");
+    let key = quiver_storage::ChannelKey::new("demo", "track:city");
+    eventually(Duration::from_secs(60), async || {
+        use quiver_storage::PositionStore as _;
+        direct
+            .latest_positions(&key, 10)
+            .await
+            .is_ok_and(|latest| latest.iter().any(|p| p.lat == 14.0))
+    })
+    .await;
+}
