@@ -190,13 +190,11 @@ impl Watch {
                     Err(_) => end.take().map(Err),
                 };
             }
+            // Presence first: its frames come before the positions on the
+            // stream, so a snapshot's joins are collected before the
+            // snapshot's positions are yielded.
             tokio::select! {
-                batch = self.rx.recv() => match batch {
-                    Some(batch) => self.accept(batch),
-                    // The connection task let go of the queue: the
-                    // subscription ended, and says why.
-                    None => self.ended = Some(self.subscription.next_event().await.and_then(Result::err)),
-                },
+                biased;
                 event = self.subscription.next_event() => match event {
                     Some(Ok(SubscriptionEvent::Presence(presence))) => {
                         if self.presence.len() == PRESENCE_KEPT {
@@ -208,6 +206,14 @@ impl Watch {
                     Some(Ok(_)) => {}
                     Some(Err(error)) => self.ended = Some(Some(error)),
                     None => self.ended = Some(None),
+                },
+                batch = self.rx.recv() => match batch {
+                    Some(batch) => self.accept(batch),
+                    // The connection task let go of the queue: the
+                    // subscription ended, and says why.
+                    None => {
+                        self.ended = Some(self.subscription.next_event().await.and_then(Result::err));
+                    }
                 },
             }
         }
