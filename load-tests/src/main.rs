@@ -15,6 +15,7 @@ use quiver_load::scenarios::connections::{self, ConnectionsArgs, Target};
 use quiver_load::scenarios::fanout::{self, FanoutArgs};
 use quiver_load::scenarios::persist::{self, PersistArgs, RawArgs};
 use quiver_load::scenarios::reconnect::{self, ReconnectArgs};
+use quiver_load::scenarios::tracking::{self, TrackingArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,6 +46,10 @@ enum Command {
     ReconnectStorm(Scenario<ReconnectArgs>),
     /// Publishers as fast as acks allow: messages persisted per second.
     Persist(Scenario<PersistArgs>),
+    /// N entities over C `track:` channels report R positions/s each; M
+    /// watchers watch them: positions sent and delivered per second, and
+    /// staleness (age of each position when a watcher gets it).
+    Tracking(Scenario<TrackingArgs>),
     /// The raw CQL driver writing the rows `persist` makes the gateway write.
     PersistRaw(PersistRawCommand),
     /// The bare-quinn floor server (transport only, for baselines).
@@ -147,6 +152,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
         }
         Command::ReconnectStorm(s) => emit(&s.common, &reconnect::run(&s.common, &s.args).await?),
         Command::Persist(s) => emit(&s.common, &persist::run(&s.common, &s.args).await?),
+        Command::Tracking(s) => emit(&s.common, &tracking::run(&s.common, &s.args).await?),
         Command::PersistRaw(c) => emit(
             &c.common,
             &persist::run_raw(&c.common, &c.args, &c.raw).await?,

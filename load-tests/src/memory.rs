@@ -106,8 +106,33 @@ pub fn metric(body: &str, name: &str) -> Option<u64> {
         .map(|v| v as u64)
 }
 
+/// Every series of metric `name` in Prometheus text format, as (value of
+/// label `label`, value): `quiver_positions_dropped_total{reason="stale"} 3`
+/// gives `("stale", 3)`. A series without that label gives `""`.
+pub fn labelled(body: &str, name: &str, label: &str) -> Vec<(String, u64)> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let (labels, value) = match rest.strip_prefix('{') {
+                Some(rest) => rest.split_once('}')?,
+                None if rest.starts_with(char::is_whitespace) => ("", rest),
+                None => return None,
+            };
+            let value = value.trim().parse::<f64>().ok()?;
+            let key = format!("{label}=\"");
+            let picked = labels
+                .split(',')
+                .find_map(|pair| pair.trim().strip_prefix(key.as_str()))
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or("");
+            Some((picked.to_owned(), value as u64))
+        })
+        .collect()
+}
+
 /// A plain HTTP/1.0 GET (the ops listener speaks plain HTTP on loopback).
-async fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
+pub async fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr)
             .await
@@ -157,6 +182,23 @@ mod tests {
             Some(12_345_000)
         );
         assert_eq!(metric(body, "nope"), None);
+    }
+
+    #[test]
+    fn reads_labelled_series() {
+        let body = "# TYPE quiver_positions_dropped_total counter\n\
+                    quiver_positions_dropped_total{reason=\"rate_limited\"} 12\n\
+                    quiver_positions_dropped_total{reason=\"stale\"} 0\n\
+                    quiver_positions_dropped_totalx{reason=\"x\"} 5\n\
+                    quiver_positions_accepted_total 7\n";
+        assert_eq!(
+            labelled(body, "quiver_positions_dropped_total", "reason"),
+            vec![("rate_limited".to_owned(), 12), ("stale".to_owned(), 0)]
+        );
+        assert_eq!(
+            labelled(body, "quiver_positions_accepted_total", "reason"),
+            vec![(String::new(), 7)]
+        );
     }
 
     #[test]

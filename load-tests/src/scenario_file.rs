@@ -21,7 +21,7 @@ pub fn to_args(text: &str) -> anyhow::Result<Vec<String>> {
     let scenario = table
         .get("scenario")
         .and_then(toml::Value::as_str)
-        .context("the file needs `scenario = \"chat\"` (or fanout, connections, reconnect-storm, persist, bench fanout, ...)")?;
+        .context("the file needs `scenario = \"chat\"` (or fanout, connections, reconnect-storm, persist, tracking, bench fanout, ...)")?;
     let mut args: Vec<String> = scenario.split_whitespace().map(str::to_owned).collect();
     for (key, value) in &table {
         if key == "scenario" {

@@ -74,6 +74,16 @@ impl Minter {
 
     /// A token for `user`, allowed to publish and subscribe everywhere.
     pub fn token(&self, user: &str) -> anyhow::Result<String> {
+        self.sign(user, None)
+    }
+
+    /// A token for `user` that may also report positions for the entities
+    /// `track` lists (ids or `prefix*` patterns): the `track` claim.
+    pub fn tracker_token(&self, user: &str, track: &[&str]) -> anyhow::Result<String> {
+        self.sign(user, Some(track.iter().map(|t| (*t).to_owned()).collect()))
+    }
+
+    fn sign(&self, user: &str, track: Option<Vec<String>>) -> anyhow::Result<String> {
         let claims = Claims {
             sub: user.to_owned(),
             tenant: self.tenant.clone(),
@@ -81,6 +91,7 @@ impl Minter {
             nbf: None,
             subscribe: None,
             publish: None,
+            track,
         };
         claims
             .sign_hs256(&self.secret)
@@ -114,6 +125,21 @@ mod tests {
         assert_eq!(json["sub"], "sub-1");
         assert_eq!(json["tenant"], "bench");
         assert!(json["exp"].as_u64().expect("exp") > 0);
+        assert!(json.get("track").is_none(), "{json}");
+    }
+
+    #[test]
+    fn tracker_tokens_carry_the_track_claim() {
+        use base64::Engine as _;
+        let minter = Minter::new("bench".into(), b"s3cret".to_vec(), Duration::from_secs(60))
+            .expect("minter");
+        let token = minter.tracker_token("t-1", &["load-*"]).expect("token");
+        let payload = token.split('.').nth(1).expect("payload");
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url");
+        let json: serde_json::Value = serde_json::from_slice(&claims).expect("json");
+        assert_eq!(json["track"], serde_json::json!(["load-*"]));
     }
 
     #[test]

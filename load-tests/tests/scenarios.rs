@@ -18,6 +18,8 @@ const RUN_LIMIT: Duration = Duration::from_secs(90);
 
 struct Gateway {
     addr: String,
+    /// Ops listener (/metrics), host:port.
+    ops: String,
     cert: PathBuf,
     _data: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -42,6 +44,7 @@ async fn start_gateway() -> Gateway {
     let store = open_store(&loaded.config).await.expect("store");
     let gateway = bind(&loaded, store.store()).await.expect("bind");
     let addr = gateway.local_addr().expect("addr").to_string();
+    let ops = gateway.ops_addr().expect("ops addr").to_string();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = gateway
@@ -53,6 +56,7 @@ async fn start_gateway() -> Gateway {
     });
     Gateway {
         addr,
+        ops,
         cert: data.path().join("tls").join("dev-cert.pem"),
         _data: data,
         stop: Some(stop),
@@ -188,6 +192,90 @@ async fn every_scenario_runs_tiny_with_no_gap_and_writes_reports() {
     let conns = json(&out.path().join("connections.json"));
     assert_eq!(conns["connected"], 50);
     assert!(conns["server_bytes_per_connection"].is_number());
+    drop(gateway.stop);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracking_delivers_positions_and_reports_staleness() {
+    let gateway = start_gateway().await;
+    let out = tempfile::tempdir().expect("out");
+    let dir = out.path().to_str().expect("utf8");
+    let json_path = format!("{dir}/tracking.json");
+    let cert = gateway.cert.to_str().expect("utf8");
+    let metrics = format!("http://{}/metrics", gateway.ops);
+    // 40 entities at 5/s over 4 channels, 8 watchers (2 per channel): each
+    // watcher sees 10 entities, 50 positions/s; 200 positions/s sent over
+    // 5 tracker connections (40/s each, under the default limit of 50).
+    let args = [
+        "tracking",
+        "--server",
+        &gateway.addr,
+        "--ca",
+        cert,
+        "--tenant",
+        "bench",
+        "--progress",
+        "lines",
+        "--warmup",
+        "0.5",
+        "--duration",
+        "2",
+        "--drain",
+        "1",
+        "--entities",
+        "40",
+        "--rate",
+        "5",
+        "--channels",
+        "4",
+        "--watchers",
+        "8",
+        "--prefix",
+        "itest",
+        "--metrics",
+        &metrics,
+        "--json",
+        &json_path,
+        "--report",
+        dir,
+    ];
+    let (ok, stdout) = quiver_load(&args).await;
+    assert!(ok, "tracking failed:\n{stdout}");
+    assert!(stdout.contains("staleness ms"), "{stdout}");
+    let report = json(Path::new(&json_path));
+    assert_eq!(report["passed"], true, "{report}");
+    assert_eq!(report["trackers"], 5);
+    assert!(
+        report["sent_total"].as_u64().is_some_and(|n| n > 0),
+        "{report}"
+    );
+    let delivered = report["delivered_total"].as_u64().expect("delivered");
+    assert!(delivered > 0, "{report}");
+    let rate = report["delivery_rate"].as_f64().expect("rate");
+    // Expected 400/s; loopback datagrams at this size should nearly all
+    // arrive, but leave room for a slow CI machine.
+    assert!(rate > 100.0, "delivered {rate}/s: {report}");
+    let staleness = &report["staleness"];
+    assert!(
+        staleness["count"].as_u64().is_some_and(|n| n > 0),
+        "{report}"
+    );
+    for key in ["p50_ms", "p99_ms", "max_ms"] {
+        let v = staleness[key].as_f64().expect(key);
+        assert!(v > 0.0 && v < 5_000.0, "staleness {key} = {v}");
+    }
+    assert!(staleness["p50_ms"].as_f64() <= staleness["max_ms"].as_f64());
+    assert_eq!(report["watches_failed"], 0);
+    assert_eq!(report["send_errors"], 0);
+    // The gateway's own counters: it took the positions and dropped none
+    // for the rate limit (the scenario keeps each connection under it).
+    let counted = &report["gateway"];
+    assert!(
+        counted["accepted"].as_u64().is_some_and(|n| n > 0),
+        "{report}"
+    );
+    assert_eq!(counted["dropped"]["rate_limited"], 0, "{report}");
+    html_ok(&out.path().join("tracking.html"));
     drop(gateway.stop);
 }
 

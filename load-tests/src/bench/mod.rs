@@ -7,7 +7,10 @@
 //!   connection (read from /proc/PID/status of each server);
 //! - `persist`: gateway on `--store scylla://` vs the driver's raw inserts
 //!   of the same rows, ratio of messages persisted per second;
-//! - `chat`, `reconnect-storm`: the gateway only (no floor equivalent).
+//! - `chat`, `reconnect-storm`: the gateway only (no floor equivalent);
+//! - `tracking`: the gateway only, started with `[limits]
+//!   track_rate_per_sec` = `--track-limit`, its metrics read for the
+//!   positions it dropped.
 //!
 //! `bench-all` (`all.rs`) runs the set BENCHMARKS.md reports.
 
@@ -30,6 +33,7 @@ use crate::scenarios::connections::{self, ConnectionsArgs, Target};
 use crate::scenarios::fanout::{self, FanoutArgs};
 use crate::scenarios::persist::{self, PersistArgs, RawArgs};
 use crate::scenarios::reconnect::{self, ReconnectArgs};
+use crate::scenarios::tracking::{self, TrackingArgs};
 use servers::{Floor, Gateway, TENANT};
 
 /// Flags every bench takes.
@@ -81,6 +85,14 @@ pub enum BenchCommand {
         common: CommonArgs,
         #[command(flatten)]
         args: ReconnectArgs,
+    },
+    Tracking {
+        #[command(flatten)]
+        opts: BenchOpts,
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        args: TrackingArgs,
     },
     Persist {
         #[command(flatten)]
@@ -283,6 +295,36 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<bool> {
             finish::<reconnect::ReconnectReport>(
                 &opts,
                 "reconnect-storm",
+                "",
+                None,
+                (&result?, cpu),
+                None,
+                config,
+            )
+        }
+        BenchCommand::Tracking {
+            opts,
+            common,
+            mut args,
+        } => {
+            let gateway = Gateway::start_with(
+                &quiver_binary(&opts)?,
+                None,
+                &[("track_rate_per_sec", u64::from(args.track_limit))],
+                &opts.out.join("gateway.log"),
+            )
+            .await?;
+            let config = gateway.config.clone();
+            args.metrics = Some(format!("http://{}/metrics", gateway.ops));
+            let (result, cpu) = costed(
+                Some(gateway.pid),
+                tracking::run(&at_gateway(&common, &gateway), &args),
+            )
+            .await;
+            gateway.stop().await;
+            finish::<tracking::TrackingReport>(
+                &opts,
+                "tracking",
                 "",
                 None,
                 (&result?, cpu),

@@ -44,6 +44,17 @@ fn free_tcp() -> anyhow::Result<u16> {
 impl Gateway {
     /// Starts `quiver serve` and waits for /healthz (and the certificate).
     pub async fn start(quiver: &Path, store: Option<&str>, log: &Path) -> anyhow::Result<Self> {
+        Self::start_with(quiver, store, &[], log).await
+    }
+
+    /// Like [`Gateway::start`], with more `[limits]` settings (`key`,
+    /// value), such as `track_rate_per_sec` for the tracking bench.
+    pub async fn start_with(
+        quiver: &Path,
+        store: Option<&str>,
+        limits: &[(&str, u64)],
+        log: &Path,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("quiver-load-bench.")
             .tempdir()
@@ -56,10 +67,14 @@ impl Gateway {
             rand::random::<u128>()
         );
         let store_line = store.map_or(String::new(), |url| format!("\n[store]\nurl = \"{url}\"\n"));
+        let limit_lines: String = limits
+            .iter()
+            .map(|(key, value)| format!("{key} = {value}\n"))
+            .collect();
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:{quic}\"\nops_listen = \"127.0.0.1:{ops}\"\n\
              data_dir = \"{}\"\n\n[api]\nlisten = \"127.0.0.1:{api}\"\n\n\
-             [limits]\npublish_rate_per_sec = 1000000\npublish_burst = 1000000\n{store_line}\n\
+             [limits]\npublish_rate_per_sec = 1000000\npublish_burst = 1000000\n{limit_lines}{store_line}\n\
              [[tenants]]\nid = \"{TENANT}\"\nhs256_secret = \"{secret}\"\n",
             data.display()
         );

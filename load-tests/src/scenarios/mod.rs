@@ -7,4 +7,5 @@ pub mod connections;
 pub mod fanout;
 pub mod persist;
 pub mod reconnect;
+pub mod tracking;
 pub mod traffic;
