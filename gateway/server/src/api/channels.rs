@@ -8,10 +8,9 @@
 //! there is no user to admit or filter, just as for messages plugins
 //! publish themselves. The sender is `"api"`.
 //!
-//! Feeds: `PATCH` and `DELETE` on a message's URL update or delete it (an
-//! edit record is appended, and the item changes in place, as for clients'
-//! `Edit` frames). `GET .../presence` lists who is subscribed on this node
-//! to a channel with presence.
+//! Edits of items (`edits`), presence (`presence`) and positions
+//! (`positions`) are routes of the same API in files of their own; they
+//! share this file's state and helpers.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,21 +20,21 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, patch, post};
+use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
 use quiver_session::channel::validate_channel;
 use quiver_session::{ChannelRules, Limits};
 use quiver_storage::{
-    Appended, ChannelKey, Direction, Edit, EditKind, MessageId, MessageLog, NewMessage, Offset,
-    ReadRange, StoreError,
+    Appended, ChannelKey, Direction, Edit, MessageId, MessageLog, NewMessage, Offset, ReadRange,
+    StoreError,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::json::{Invalid, PublishBody, ack_json, message_json};
 use super::{ApiError, ApiKeys, ApiState};
-use crate::pipeline::{PublishReceipt, check_edit_target};
+use crate::pipeline::PublishReceipt;
 use crate::plugins::PluginPublisher;
 use crate::presence::Presence;
 
@@ -85,11 +84,6 @@ pub(super) fn routes() -> Router<ApiState> {
             "/v1/channels/{channel}/messages",
             post(publish).get(history),
         )
-        .route(
-            "/v1/channels/{channel}/messages/{offset}",
-            patch(update).delete(delete),
-        )
-        .route("/v1/channels/{channel}/presence", get(presence))
         .route("/v1/messages/batch", post(batch))
 }
 
@@ -245,97 +239,14 @@ async fn history(
     ))
 }
 
-/// Replaces an item's payload and headers (body as for a publish).
-async fn update(
-    State(state): State<ApiState>,
-    path: Result<Path<(String, Offset)>, PathRejection>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<Value>, ApiError> {
-    let api = &state.channels;
-    let tenant = api.keys.authenticate(&headers)?;
-    let (channel, target) = item_of(path)?;
-    api.check_kind(&channel)?;
-    let request: PublishBody = read_json(&headers, body, api.max_body_bytes).await?;
-    if request.channel.is_some() {
-        return Err(ApiError::bad_request(
-            "\"channel\" belongs in the path here; it is only a field of batch items",
-        ));
-    }
-    let limits = state.limits_of(&tenant);
-    let edit = Edit {
-        target,
-        kind: EditKind::Update,
-    };
-    let message = new_message(&tenant, &channel, request, &limits, Some(edit))?;
-    api.edit(message, target).await
-}
-
-/// Deletes an item: its payload and headers are emptied.
-async fn delete(
-    State(state): State<ApiState>,
-    path: Result<Path<(String, Offset)>, PathRejection>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let api = &state.channels;
-    let tenant = api.keys.authenticate(&headers)?;
-    let (channel, target) = item_of(path)?;
-    api.check_kind(&channel)?;
-    let (id, timestamp_ms) = fresh_id();
-    let message = NewMessage {
-        channel: ChannelKey::new(tenant, channel.as_str()),
-        id,
-        timestamp_ms,
-        sender: Arc::from(API_SENDER),
-        payload: Bytes::new(),
-        headers: Vec::new(),
-        idempotency_key: None,
-        edit: Some(Edit {
-            target,
-            kind: EditKind::Delete,
-        }),
-    };
-    api.edit(message, target).await
-}
-
-/// Who is subscribed to a channel with presence, on this node.
-async fn presence(
-    State(state): State<ApiState>,
-    path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let api = &state.channels;
-    let tenant = api.keys.authenticate(&headers)?;
-    let channel = channel_of(path)?;
-    if !api.channels.options(&channel).presence {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "presence_disabled",
-            format!(
-                "{channel:?} has no presence: enable it for its namespace in the server's [[channels]] config"
-            ),
-        ));
-    }
-    let key = ChannelKey::new(tenant, channel.as_str());
-    let members = api.presence.members(&key);
-    let connections: u64 = members.iter().map(|(_, n)| u64::from(*n)).sum();
-    let users: Vec<Value> = members
-        .iter()
-        .map(|(user, n)| json!({ "user": &**user, "connections": n }))
-        .collect();
-    Ok(Json(
-        json!({ "channel": channel, "users": users, "connections": connections }),
-    ))
-}
-
 impl ChannelsApi {
     /// The pipeline, or 503 while the gateway is not (or no longer) running.
-    fn running(&self) -> Result<crate::pipeline::PublishPipeline, ApiError> {
+    pub(super) fn running(&self) -> Result<crate::pipeline::PublishPipeline, ApiError> {
         self.pipeline.pipeline().ok_or_else(shutting_down)
     }
 
     /// Refuses messages to tracking channels.
-    fn check_kind(&self, channel: &str) -> Result<(), ApiError> {
+    pub(super) fn check_kind(&self, channel: &str) -> Result<(), ApiError> {
         if self.channels.options(channel).is_tracking() {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -345,29 +256,11 @@ impl ChannelsApi {
         }
         Ok(())
     }
-
-    /// Checks an edit's target, then appends the edit like a publish.
-    async fn edit(&self, message: NewMessage, target: Offset) -> Result<Json<Value>, ApiError> {
-        let found = check_edit_target(&*self.store, &message.channel, target)
-            .await
-            .map_err(store_error)?;
-        if !found {
-            return Err(ApiError::not_found(format!(
-                "offset {target} holds no item that can be edited (never written, an edit itself, or deleted)"
-            )));
-        }
-        let channel = message.channel.channel.clone();
-        let pipeline = self.running()?;
-        let appended = outcome(pipeline.submit(message).await).await?;
-        let mut ack = ack_json(&channel, &appended);
-        ack["target"] = json!(target);
-        Ok(Json(ack))
-    }
 }
 
 impl ApiState {
     /// The limits of `tenant`: the server's with its overrides.
-    fn limits_of(&self, tenant: &str) -> Limits {
+    pub(super) fn limits_of(&self, tenant: &str) -> Limits {
         let limits = &self.channels.limits;
         match self.tenants.tenant(tenant) {
             Some(t) => limits.with_overrides(&t.limits),
@@ -391,7 +284,7 @@ pub(super) fn channel_of(path: Result<Path<String>, PathRejection>) -> Result<St
     Ok(channel)
 }
 
-fn item_of(
+pub(super) fn item_of(
     path: Result<Path<(String, Offset)>, PathRejection>,
 ) -> Result<(String, Offset), ApiError> {
     let Path((channel, offset)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -408,7 +301,7 @@ fn check_channel(channel: &str) -> Result<(), ApiError> {
 }
 
 /// Reads and parses a JSON body of at most `limit` bytes.
-async fn read_json<T: serde::de::DeserializeOwned>(
+pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
@@ -432,7 +325,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn new_message(
+pub(super) fn new_message(
     tenant: &Arc<str>,
     channel: &str,
     body: PublishBody,
@@ -461,7 +354,7 @@ fn new_message(
 }
 
 /// A new message id (ULID) and the current time in Unix milliseconds.
-fn fresh_id() -> (MessageId, u64) {
+pub(super) fn fresh_id() -> (MessageId, u64) {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -473,7 +366,7 @@ fn fresh_id() -> (MessageId, u64) {
 }
 
 /// Waits for a publish to be durable.
-async fn outcome(receipt: PublishReceipt) -> Result<Appended, ApiError> {
+pub(super) async fn outcome(receipt: PublishReceipt) -> Result<Appended, ApiError> {
     match receipt.await {
         Ok(Ok(appended)) => Ok(appended),
         Ok(Err(error)) => Err(store_error(error)),
@@ -481,7 +374,7 @@ async fn outcome(receipt: PublishReceipt) -> Result<Appended, ApiError> {
     }
 }
 
-fn store_error(error: StoreError) -> ApiError {
+pub(super) fn store_error(error: StoreError) -> ApiError {
     match error {
         StoreError::Unavailable { retry_after, .. } => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

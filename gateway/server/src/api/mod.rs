@@ -5,11 +5,13 @@
 //! and a message. docs/openapi.yaml documents every route.
 
 pub mod channels;
+mod edits;
 mod error;
 pub mod json;
 pub mod keys;
 pub mod plugins;
 mod positions;
+mod presence;
 
 use std::sync::Arc;
 
@@ -48,6 +50,8 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .nest("/v1/tenants/{tenant}/plugins", plugins::routes())
         .merge(channels::routes())
+        .merge(edits::routes())
+        .merge(presence::routes())
         .merge(positions::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -58,6 +62,8 @@ pub fn router(state: ApiState) -> Router {
 /// the plugin admin routes stay on the private TCP listener.
 pub fn public_router(state: ApiState) -> Router {
     channels::routes()
+        .merge(edits::routes())
+        .merge(presence::routes())
         .merge(positions::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -57,6 +57,8 @@ async fn the_openapi_document_matches_the_routes() {
     // Routes in the source (plugin routes are nested under their prefix).
     for (file, prefix) in [
         ("src/api/channels.rs", ""),
+        ("src/api/edits.rs", ""),
+        ("src/api/presence.rs", ""),
         ("src/api/positions.rs", ""),
         ("src/api/plugins.rs", "/v1/tenants/{tenant}/plugins"),
     ] {
