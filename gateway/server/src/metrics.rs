@@ -116,6 +116,7 @@ impl Metrics {
             "not_ready",
             "stale",
             "history_overflow",
+            "inbound_full",
         ] {
             positions_dropped.with_label_values(&[reason]);
         }

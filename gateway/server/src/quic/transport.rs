@@ -40,10 +40,18 @@ pub(crate) async fn accept(incoming: quinn::Incoming, shared: Arc<Shared>, h3: H
     let lanes = Arc::new(Mutex::new(Lanes::default()));
     let (inbound, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
     let max_frame = shared.limits.max_frame_bytes as usize;
+    let overflow = shared
+        .delivery
+        .metrics
+        .positions_dropped
+        .with_label_values(&["inbound_full"]);
     let acceptor = tokio::spawn(accept_lanes(
         connection.clone(),
         lanes.clone(),
-        inbound,
+        Inbox {
+            queue: inbound,
+            overflow,
+        },
         max_frame,
     ));
     let transport = QuicTransport { connection, lanes };
@@ -65,14 +73,25 @@ struct Lanes {
     control_writer: Option<JoinHandle<()>>,
 }
 
+/// Where a connection's frames and datagrams go, and the counter of the
+/// datagrams dropped because the session was behind.
+struct Inbox {
+    queue: mpsc::Sender<Inbound>,
+    overflow: prometheus::IntCounter,
+}
+
 /// Turns every bidirectional stream the client opens into a lane (the first
 /// is the control lane, numbered 0) and hands on the client's datagrams.
 async fn accept_lanes(
     connection: quinn::Connection,
     lanes: Arc<Mutex<Lanes>>,
-    inbound: mpsc::Sender<Inbound>,
+    inbox: Inbox,
     max_frame: usize,
 ) {
+    let Inbox {
+        queue: inbound,
+        overflow,
+    } = inbox;
     let mut next = 0u64;
     loop {
         let (send, recv) = tokio::select! {
@@ -85,7 +104,9 @@ async fn accept_lanes(
                     // Positions are latest-wins: when the session is behind,
                     // dropping one loses nothing the next will not carry, and
                     // waiting would only delay every stream behind it.
-                    let _ = inbound.try_send(Inbound::Datagram(datagram));
+                    if inbound.try_send(Inbound::Datagram(datagram)).is_err() {
+                        overflow.inc();
+                    }
                     continue;
                 }
                 Err(_) => return,
