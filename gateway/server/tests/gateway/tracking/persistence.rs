@@ -12,18 +12,44 @@ async fn positions_are_persisted_behind_the_live_path_and_survive_a_restart() {
     let data = std::sync::Arc::new(tempfile::TempDir::new().expect("tempdir"));
     let server = TestServer::start_in(data.clone(), &config()).await;
     let courier = tracker(&server, "courier", &["truck-*"]).await;
-    courier
-        .track(
-            "track:depot",
-            &Position::new("truck-1", 51.5, -0.12).at(1_700_000_000_500),
-        )
-        .await
-        .expect("track");
+    for (lat, at) in [(51.4, 1_700_000_000_400), (51.5, 1_700_000_000_500)] {
+        courier
+            .track("track:depot", &Position::new("truck-1", lat, -0.12).at(at))
+            .await
+            .expect("track");
+    }
     eventually(Duration::from_secs(10), async || {
         let (_, body) = server.http_get("/metrics").await;
-        metric(&body, "quiver_positions_persisted_total") >= 1.0
+        metric(&body, "quiver_positions_persisted_total") >= 2.0
     })
     .await;
+    // The stored history, newest first, over HTTP with the tenant's key.
+    let key = quiver_server::tenants::dev_api_key(server.data.path()).expect("api key");
+    let history = async |query: &str| {
+        let path = format!("/v1/channels/track:depot/positions/truck-1{query}");
+        let (status, body) = crate::support::http_get_with(server.api, &path, Some(&key)).await;
+        assert_eq!(status, 200, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+        body["positions"]
+            .as_array()
+            .expect("positions")
+            .iter()
+            .map(|p| p["timestamp_ms"].as_u64().expect("timestamp"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(history("").await, [1_700_000_000_500, 1_700_000_000_400]);
+    assert_eq!(
+        history("?since_ms=1700000000450").await,
+        [1_700_000_000_500]
+    );
+    assert_eq!(history("?limit=1").await, [1_700_000_000_500]);
+    let (status, _) = crate::support::http_get_with(
+        server.api,
+        "/v1/channels/chat:lobby/positions/truck-1",
+        Some(&key),
+    )
+    .await;
+    assert_eq!(status, 409, "not a tracking channel");
     courier.close().await;
     server.stop().await;
 
