@@ -67,16 +67,18 @@ impl Encoder {
     }
 
     /// `Positions`: the newest positions of subscription `subscription_id`.
+    /// Positions are taken by value, so a sender can map its own type into
+    /// them without collecting them first.
     pub fn positions<'p>(
         &mut self,
         subscription_id: u32,
-        positions: impl IntoIterator<Item = &'p PositionRef<'p>>,
+        positions: impl IntoIterator<Item = PositionRef<'p>>,
         snapshot: bool,
     ) -> Bytes {
         let mut scratch = std::mem::take(&mut self.position_scratch);
         scratch.clear();
         for position in positions {
-            scratch.push(self.create_position(position));
+            scratch.push(self.create_position(&position));
         }
         let positions = self.fbb.create_vector(&scratch);
         self.position_scratch = scratch;

@@ -317,8 +317,8 @@ fn position_length_bound_holds() {
             let mut position = crate::support::position();
             position.entity = &entity;
             position.user = user;
-            let one = enc.positions(u32::MAX, [&position], true).len();
-            let two = enc.positions(u32::MAX, [&position, &position], true).len();
+            let one = enc.positions(u32::MAX, [position], true).len();
+            let two = enc.positions(u32::MAX, [position, position], true).len();
             let bound = position.encoded_len_bound();
             assert!(
                 one - empty <= bound,

@@ -94,7 +94,7 @@ pub(crate) fn every_frame_type(enc: &mut Encoder) -> Vec<Bytes> {
         enc.go_away(fb::ErrorCode::GoingAway, "restarting", 1500),
         enc.edit(6, "feed:home", 11, false, b"v2", pairs(), Some("e-1")),
         enc.track("track:city", &position()),
-        enc.positions(8, &[position_by("bob"), position_by("carol")], true),
+        enc.positions(8, [position_by("bob"), position_by("carol")], true),
         enc.presence(7, "bob", true, 2),
     ]
 }

@@ -77,6 +77,7 @@ pub async fn watch(
         entities: HashMap::with_capacity(snapshot.len()),
         waiting: Vec::new(),
         next_due: None,
+        round: 1,
         ready: Vec::new(),
         encoder,
         frames,
@@ -133,6 +134,8 @@ struct Watcher {
     waiting: Vec<Arc<str>>,
     /// When the earliest pending position may go out.
     next_due: Option<Instant>,
+    /// Counts sends, so `queued_round` needs no resetting after one.
+    round: u64,
     /// Positions to send now, at most one per entity.
     ready: Vec<Arc<Position>>,
     encoder: Encoder,
@@ -148,14 +151,20 @@ struct EntityState {
     sent_at: Option<Instant>,
     /// The newest position waiting for the entity's interval to pass.
     pending: Option<Arc<Position>>,
-    /// Whether `pending` or `ready` holds a position of this entity.
-    queued_ready: bool,
+    /// The send round whose `ready` holds a position of this entity; an
+    /// entity gets at most one position per round.
+    queued_round: u64,
 }
 
 impl Watcher {
     fn offer(&mut self, position: Arc<Position>, now: Instant) {
-        let interval = self.interval;
-        let state = self.entities.entry(position.entity.clone()).or_default();
+        let (interval, round) = (self.interval, self.round);
+        // Cloning the entity's name only for a new entity keeps a shared
+        // refcount off the path of every delivery.
+        let state = match self.entities.get_mut(&position.entity) {
+            Some(state) => state,
+            None => self.entities.entry(position.entity.clone()).or_default(),
+        };
         let newest_known = state
             .pending
             .as_ref()
@@ -164,19 +173,20 @@ impl Watcher {
             return;
         }
         let free = state.sent_at.is_none_or(|at| now >= at + interval);
-        if free && !state.queued_ready {
+        if free && state.queued_round != round {
             state.pending = None;
-            state.queued_ready = true;
+            state.queued_round = round;
             state.sent_ms = position.timestamp_ms;
             state.sent_at = Some(now);
             self.ready.push(position);
         } else {
             // Replaces an older pending fix: the coalescing.
-            if state.pending.replace(position).is_none() {
+            let entity = state.pending.is_none().then(|| position.entity.clone());
+            state.pending = Some(position);
+            if let Some(entity) = entity {
                 let due = state.sent_at.map_or(now, |at| at + interval);
                 self.next_due = Some(self.next_due.map_or(due, |d| d.min(due)));
-                let entity = state.pending.as_ref().map(|p| p.entity.clone());
-                self.waiting.extend(entity);
+                self.waiting.push(entity);
             }
         }
     }
@@ -200,21 +210,21 @@ impl Watcher {
             return;
         }
         let mut next_due: Option<Instant> = None;
-        let interval = self.interval;
+        let (interval, round) = (self.interval, self.round);
         let (entities, ready) = (&mut self.entities, &mut self.ready);
         self.waiting.retain(|entity| {
             let Some(state) = entities.get_mut(entity) else {
                 return false;
             };
             let due = state.sent_at.map_or(now, |at| at + interval);
-            if state.queued_ready || now < due {
+            if state.queued_round == round || now < due {
                 next_due = Some(next_due.map_or(due, |d| d.min(due)));
                 return true;
             }
             if let Some(position) = state.pending.take() {
                 state.sent_ms = position.timestamp_ms;
                 state.sent_at = Some(now);
-                state.queued_ready = true;
+                state.queued_round = round;
                 ready.push(position);
             }
             false
@@ -239,8 +249,10 @@ impl Watcher {
             self.frames.push(frame);
         }
         for chunk in chunks {
-            let refs: Vec<PositionRef<'_>> = chunk.iter().map(|p| position_ref(p)).collect();
-            let frame = self.encoder.positions(self.subscription_id, &refs, true);
+            let positions = chunk.iter().map(|p| position_ref(p));
+            let frame = self
+                .encoder
+                .positions(self.subscription_id, positions, true);
             self.frames.push(frame);
         }
         self.flush_stream(sink).await?;
@@ -259,11 +271,9 @@ impl Watcher {
             return Ok(());
         }
         let ready = std::mem::take(&mut self.ready);
-        for position in &ready {
-            if let Some(state) = self.entities.get_mut(&position.entity) {
-                state.queued_ready = false;
-            }
-        }
+        // What comes after this send is a new round: each entity may again
+        // have a position in `ready`.
+        self.round += 1;
         let budget = datagrams
             .max_size()
             .map(|size| size.min(MAX_DATAGRAM_BYTES));
@@ -283,9 +293,10 @@ impl Watcher {
                     // id on a small path): the stream takes it.
                     break;
                 }
-                let refs: Vec<PositionRef<'_>> =
-                    rest[..fit].iter().map(|p| position_ref(p)).collect();
-                let frame = self.encoder.positions(self.subscription_id, &refs, false);
+                let positions = rest[..fit].iter().map(|p| position_ref(p));
+                let frame = self
+                    .encoder
+                    .positions(self.subscription_id, positions, false);
                 match datagrams.send(frame) {
                     Ok(()) => {
                         self.count(fit, "datagram");
@@ -297,8 +308,10 @@ impl Watcher {
             }
         }
         for chunk in rest.chunks(STREAM_BATCH) {
-            let refs: Vec<PositionRef<'_>> = chunk.iter().map(|p| position_ref(p)).collect();
-            let frame = self.encoder.positions(self.subscription_id, &refs, false);
+            let positions = chunk.iter().map(|p| position_ref(p));
+            let frame = self
+                .encoder
+                .positions(self.subscription_id, positions, false);
             self.frames.push(frame);
         }
         let on_stream = rest.len();
@@ -370,6 +383,7 @@ mod tests {
             entities: HashMap::new(),
             waiting: Vec::new(),
             next_due: None,
+            round: 1,
             ready: Vec::new(),
             encoder: Encoder::new(),
             frames: Vec::new(),
@@ -398,11 +412,8 @@ mod tests {
             .drain(..)
             .map(|p| (p.entity.to_string(), p.timestamp_ms))
             .collect();
-        for (entity, _) in &ready {
-            if let Some(state) = w.entities.get_mut(entity.as_str()) {
-                state.queued_ready = false;
-            }
-        }
+        // As `send_ready` does after sending.
+        w.round += 1;
         ready
     }
 
