@@ -2,14 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{FAST, TestServer, eventually};
-
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|line| line.split_whitespace().next() == Some(name))
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
+use crate::support::{FAST, TestServer, eventually, metric};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_and_metrics() {

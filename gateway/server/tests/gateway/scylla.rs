@@ -21,6 +21,22 @@ fn keyspace(label: &str) -> String {
     format!("gw_{label}_{:x}", nanos & 0xffff_ffff_ffff)
 }
 
+/// A gateway in dev mode whose store is ScyllaDB as `scylla` reaches it
+/// (through a fault-injecting proxy, in the outage tests).
+async fn gateway_on(scylla: ScyllaConfig) -> TestServer {
+    let store = ScyllaStore::connect(scylla)
+        .await
+        .expect("connect through the proxy");
+    let data = Arc::new(tempfile::TempDir::new().expect("tempdir"));
+    TestServer::start_with(
+        data,
+        FAST,
+        "127.0.0.1:0".parse().expect("addr"),
+        Some(OpenStore::Scylla(Arc::new(store))),
+    )
+    .await
+}
+
 fn config_with_store(url: &str) -> String {
     format!("{FAST}\n[store]\nurl = \"{url}\"\n")
 }
@@ -86,17 +102,7 @@ async fn a_database_outage_fails_publishes_fast_and_the_gateway_recovers_by_itse
         .map_address(node, proxy.addr())
         .request_timeout(Duration::from_secs(2))
         .lease(Duration::from_secs(2), Duration::from_millis(200));
-    let store = ScyllaStore::connect(scylla)
-        .await
-        .expect("connect through the proxy");
-    let data = Arc::new(tempfile::TempDir::new().expect("tempdir"));
-    let server = TestServer::start_with(
-        data,
-        FAST,
-        "127.0.0.1:0".parse().expect("addr"),
-        Some(OpenStore::Scylla(Arc::new(store))),
-    )
-    .await;
+    let server = gateway_on(scylla).await;
     let client = server.client("demo", "alice").await;
     let watcher = server.client("demo", "bob").await;
     let mut live = watcher.subscribe("orders", None).await.expect("subscribe");
@@ -213,36 +219,8 @@ async fn tracking_keeps_flowing_while_the_database_is_away() {
         .node_id("gw-tracking")
         .map_address(node, proxy.addr())
         .request_timeout(Duration::from_secs(2));
-    let store = ScyllaStore::connect(scylla)
-        .await
-        .expect("connect through the proxy");
-    let data = Arc::new(tempfile::TempDir::new().expect("tempdir"));
-    let server = TestServer::start_with(
-        data,
-        FAST,
-        "127.0.0.1:0".parse().expect("addr"),
-        Some(OpenStore::Scylla(Arc::new(store))),
-    )
-    .await;
-    let token = server.token_with(quiver_session::Claims {
-        sub: "courier".into(),
-        tenant: "demo".into(),
-        exp: crate::support::now_secs() + 3600,
-        nbf: None,
-        subscribe: None,
-        publish: None,
-        track: Some(vec!["van-*".into()]),
-    });
-    let courier = quiver_client::Client::connect(
-        quiver_client::ClientConfig::new(
-            server.addr.to_string(),
-            token,
-            quiver_client::Trust::CaPem(server.ca()),
-        )
-        .reconnect(quiver_client::Reconnect::disabled()),
-    )
-    .await
-    .expect("connect");
+    let server = gateway_on(scylla).await;
+    let courier = crate::tracking::tracker(&server, "courier", &["van-*"]).await;
     let viewer = server.client("demo", "viewer").await;
     let mut watch = viewer.watch("track:city", 0).await.expect("watch");
 
@@ -259,16 +237,9 @@ async fn tracking_keeps_flowing_while_the_database_is_away() {
         assert_eq!(event.position.lat, 10.0 + i as f64);
     }
     let server_ref = &server;
-    let metric = |body: &str, name: &str| {
-        body.lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
     eventually(Duration::from_secs(20), async || {
         let (_, body) = server_ref.http_get("/metrics").await;
-        metric(&body, "quiver_position_store_errors_total") >= 1.0
+        crate::support::metric(&body, "quiver_position_store_errors_total") >= Some(1.0)
     })
     .await;
 

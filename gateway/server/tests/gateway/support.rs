@@ -313,3 +313,12 @@ impl ChildServer {
         (ChildServer { process, addr, api }, log)
     }
 }
+
+/// The value of the sample `name` (with its labels, as exported) in a
+/// Prometheus text exposition.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.split_whitespace().next() == Some(name))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}

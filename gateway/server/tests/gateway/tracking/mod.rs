@@ -20,7 +20,7 @@ fn config() -> String {
 }
 
 /// A demo-tenant client allowed to report positions of `entities`.
-async fn tracker(server: &TestServer, user: &str, entities: &[&str]) -> Client {
+pub async fn tracker(server: &TestServer, user: &str, entities: &[&str]) -> Client {
     Client::connect(tracker_config(
         server,
         user,
@@ -59,12 +59,4 @@ async fn next_event(watch: &mut Watch, within: Duration) -> Option<WatchEvent> {
         Ok(Some(Err(error))) => panic!("watch failed: {error}"),
         Ok(None) | Err(_) => None,
     }
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|line| line.split_whitespace().next() == Some(name))
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }

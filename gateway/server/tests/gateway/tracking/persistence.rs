@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use quiver_client::Position;
 
-use super::{config, metric, next_event, tracker};
-use crate::support::{TestServer, eventually};
+use super::{config, next_event, tracker};
+use crate::support::{TestServer, eventually, metric};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn positions_are_persisted_behind_the_live_path_and_survive_a_restart() {
@@ -20,7 +20,7 @@ async fn positions_are_persisted_behind_the_live_path_and_survive_a_restart() {
     }
     eventually(Duration::from_secs(10), async || {
         let (_, body) = server.http_get("/metrics").await;
-        metric(&body, "quiver_positions_persisted_total") >= 2.0
+        metric(&body, "quiver_positions_persisted_total") >= Some(2.0)
     })
     .await;
     // The stored history, newest first, over HTTP with the tenant's key.
