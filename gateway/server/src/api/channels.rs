@@ -383,6 +383,9 @@ pub(super) fn store_error(error: StoreError) -> ApiError {
         )
         .retry_after(retry_after),
         StoreError::Closed => shutting_down(),
+        // The store refuses names and values the request supplied (an
+        // entity id too long, say): the caller's mistake, not the server's.
+        StoreError::Invalid(why) => ApiError::bad_request(why),
         other => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "store_error",

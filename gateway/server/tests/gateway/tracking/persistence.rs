@@ -50,6 +50,14 @@ async fn positions_are_persisted_behind_the_live_path_and_survive_a_restart() {
     )
     .await;
     assert_eq!(status, 409, "not a tracking channel");
+    let long = format!("/v1/channels/track:depot/positions/{}", "e".repeat(300));
+    for path in [
+        "/v1/channels/track:depot/positions/truck-1?limit=0".to_owned(),
+        long,
+    ] {
+        let (status, body) = crate::support::http_get_with(server.api, &path, Some(&key)).await;
+        assert_eq!(status, 400, "{path}: {body}");
+    }
     courier.close().await;
     server.stop().await;
 
